@@ -1,0 +1,21 @@
+//! LabelJob API types: the `labeljob.dev/v1alpha1` custom resource, its condition vocabulary,
+//! and the pure checks shared by `kubectl apply` (CEL in the schema), the operator (condition
+//! `SpecValid`) and `labeljob run` (refused before anything is created). No I/O here.
+
+pub mod conditions;
+pub mod document;
+pub mod v1alpha1;
+pub mod validate;
+
+pub use document::{DocumentError, parse_labeljob};
+pub use v1alpha1::{LabelJob, LabelJobSpec, LabelJobStatus, Phase};
+pub use validate::{FieldError, SpecErrors, validate_spec};
+
+/// The API group of every LabelJob resource.
+pub const GROUP: &str = "labeljob.dev";
+/// The served version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` as written in YAML.
+pub const API_VERSION: &str = "labeljob.dev/v1alpha1";
+/// The builtin model shipped with LabelJob.
+pub const DEFAULT_BUILTIN_MODEL: &str = "ssd-mobilenet-v2-coco";

@@ -1,0 +1,190 @@
+//! Pure spec checks, the same rules the CRD schema states in CEL plus those CEL cannot see.
+//! `labeljob run` refuses a file that fails them before creating anything; the operator sets
+//! `SpecValid=False` with the joined messages and creates no child.
+
+use crate::v1alpha1::{InputDtype, LabelJobSpec};
+
+/// One problem with a spec, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.{field}: {message}")]
+pub struct FieldError {
+    /// Dotted path below `spec`, e.g. `workers.parallelism`.
+    pub field: &'static str,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+/// Every problem found in a spec (never empty when returned as an error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid LabelJob: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct SpecErrors(pub Vec<FieldError>);
+
+const INPUT_SCHEMES: &[&str] = &["s3://", "gs://", "az://", "file://", "https://", "http://"];
+const OUTPUT_SCHEMES: &[&str] = &["s3://", "gs://", "az://", "file://"];
+
+/// Check a spec; `Ok` means every rule holds.
+pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
+    let mut errs = Vec::new();
+    let mut bad = |field: &'static str, message: String| errs.push(FieldError { field, message });
+
+    if !INPUT_SCHEMES.iter().any(|s| spec.input.uri.starts_with(s)) {
+        bad("input.uri", format!("{:?} must start with one of {}", spec.input.uri, INPUT_SCHEMES.join(", ")));
+    }
+    if !OUTPUT_SCHEMES.iter().any(|s| spec.output.uri.starts_with(s)) {
+        bad(
+            "output.uri",
+            format!("{:?} must start with one of {}", spec.output.uri, OUTPUT_SCHEMES.join(", ")),
+        );
+    }
+    if spec.input.max_images == Some(0) {
+        bad("input.maxImages", "must be at least 1".into());
+    }
+
+    let m = &spec.model;
+    match (&m.builtin, &m.uri) {
+        (Some(_), Some(_)) => bad("model", "set exactly one of model.builtin and model.uri, not both".into()),
+        (None, None) => bad("model", "set one of model.builtin and model.uri".into()),
+        (None, Some(_)) => {
+            if m.format.is_none() {
+                bad("model.format", "required with model.uri (ssd-tflite, yolov8 or detections-xyxy)".into());
+            }
+            if m.input_size.is_none() {
+                bad("model.inputSize", "required with model.uri".into());
+            }
+        }
+        (Some(_), None) => {}
+    }
+    if let Some(sha) = &m.sha256 {
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            bad("model.sha256", format!("{sha:?} is not 64 lowercase hex digits"));
+        }
+    }
+    if let Some(size) = m.input_size {
+        if size.width == 0 || size.height == 0 || size.width > 8192 || size.height > 8192 {
+            bad("model.inputSize", format!("{}x{} is outside 1–8192", size.width, size.height));
+        }
+    }
+    if let Some(n) = &m.normalize {
+        if n.mean.len() != 3 || n.std.len() != 3 {
+            bad("model.normalize", "mean and std need 3 values each".into());
+        } else if n.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+            bad("model.normalize.std", "values must be finite and non-zero".into());
+        }
+        if m.dtype == Some(InputDtype::Uint8) {
+            bad("model.normalize", "applies to float32 inputs only (model.dtype is uint8)".into());
+        }
+    }
+    if let Some(c) = &m.classes {
+        if c.preset.is_some() == !c.names.is_empty() {
+            bad("model.classes", "set exactly one of classes.preset and classes.names".into());
+        }
+    }
+
+    let p = &spec.postprocess;
+    if !(0.0..=1.0).contains(&p.score_threshold) {
+        bad("postprocess.scoreThreshold", format!("{} is outside 0–1", p.score_threshold));
+    }
+    if !(0.0..=1.0).contains(&p.iou_threshold) {
+        bad("postprocess.iouThreshold", format!("{} is outside 0–1", p.iou_threshold));
+    }
+    if p.max_detections == 0 {
+        bad("postprocess.maxDetections", "must be at least 1".into());
+    }
+
+    let inf = &spec.inference;
+    if let Some(ep) = &inf.endpoint {
+        if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+            bad("inference.endpoint", format!("{ep:?} must be an http:// or https:// URL"));
+        }
+        if inf.replicas.is_some() || inf.resources.is_some() {
+            bad(
+                "inference.endpoint",
+                "uses an existing server: do not set inference.replicas or inference.resources with it"
+                    .into(),
+            );
+        }
+    }
+    if inf.replicas.is_some_and(|r| r < 0) {
+        bad("inference.replicas", "must not be negative".into());
+    }
+    if inf.max_batch_size == Some(0) {
+        bad("inference.maxBatchSize", "must be at least 1".into());
+    }
+
+    let w = &spec.workers;
+    if w.shards == 0 {
+        bad("workers.shards", "must be at least 1".into());
+    }
+    if let Some(par) = w.parallelism {
+        if par == 0 {
+            bad("workers.parallelism", "must be at least 1".into());
+        } else if par > w.shards {
+            bad("workers.parallelism", format!("{par} exceeds workers.shards ({})", w.shards));
+        }
+    }
+    if w.concurrency == 0 {
+        bad("workers.concurrency", "must be at least 1".into());
+    }
+    if let Some(f) = spec.max_failed_fraction {
+        if !(0.0..=1.0).contains(&f) {
+            bad("maxFailedFraction", format!("{f} is outside 0–1"));
+        }
+    }
+    if spec.active_deadline_seconds.is_some_and(|s| s < 1) {
+        bad("activeDeadlineSeconds", "must be at least 1".into());
+    }
+    if spec.ttl_seconds_after_finished.is_some_and(|s| s < 0) {
+        bad("ttlSecondsAfterFinished", "must not be negative".into());
+    }
+
+    if errs.is_empty() { Ok(()) } else { Err(SpecErrors(errs)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_labeljob;
+
+    fn spec(extra: &str) -> LabelJobSpec {
+        let yaml = format!(
+            "apiVersion: labeljob.dev/v1alpha1\nkind: LabelJob\nmetadata: {{name: a}}\nspec:\n  input: {{uri: 'file:///in'}}\n  model: {{builtin: ssd-mobilenet-v2-coco}}\n  output: {{uri: 'file:///out'}}\n{extra}"
+        );
+        parse_labeljob(&yaml).expect("parses").spec
+    }
+
+    #[test]
+    fn minimal_spec_is_valid() {
+        validate_spec(&spec("")).expect("valid");
+    }
+
+    #[test]
+    fn names_each_bad_field() {
+        let err = validate_spec(&spec(
+            "  workers: {shards: 2, parallelism: 3}\n  maxFailedFraction: 1.5\n  inference: {endpoint: 'grpc://x', replicas: 2}\n",
+        ))
+        .unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            ["inference.endpoint", "inference.endpoint", "workers.parallelism", "maxFailedFraction"]
+        );
+        assert!(err.to_string().contains("3 exceeds workers.shards (2)"), "{err}");
+    }
+
+    #[test]
+    fn model_uri_needs_format_and_size() {
+        let mut s = spec("");
+        s.model.builtin = None;
+        s.model.uri = Some("s3://b/m.onnx".into());
+        let err = validate_spec(&s).unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["model.format", "model.inputSize"]);
+    }
+
+    #[test]
+    fn output_must_be_a_store() {
+        let mut s = spec("");
+        s.output.uri = "https://example.com/out".into();
+        assert_eq!(validate_spec(&s).unwrap_err().0[0].field, "output.uri");
+    }
+}

@@ -1,0 +1,1 @@
+//! Image decoding and resizing: bytes → oriented RGB pixels → model-sized input.

@@ -1,0 +1,2 @@
+//! The `labeljob` command.
+fn main() {}

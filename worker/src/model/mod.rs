@@ -1,0 +1,1 @@
+//! Detection models: configuration, the ONNX Runtime session thread, output decoders.

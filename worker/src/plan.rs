@@ -1,0 +1,1 @@
+//! Plan: list the input once, sorted and filtered, into a frozen `manifest.jsonl`.

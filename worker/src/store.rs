@@ -1,0 +1,1 @@
+//! Object storage: `file://`, `s3://`, `gs://`, `az://` locations and `https://` URL lists.
