@@ -1,0 +1,1 @@
+//! LabelJob operator.
