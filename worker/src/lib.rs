@@ -1,9 +1,15 @@
 //! LabelJob data plane: the stages `labeljob run` chains in one process and the operator runs
 //! as pods — plan (freeze the input listing), shard (download, decode, resize, detect, write a
-//! COCO shard), merge (stream shards into one COCO dataset) — plus preview and the inference
-//! server.
+//! shard file), merge (stream shards into one COCO dataset) — plus preview and the inference
+//! engine.
 
+pub mod detector;
 pub mod imaging;
+pub mod job;
+pub mod merge;
 pub mod model;
-pub mod plan;
-pub mod store;
+pub mod preview;
+pub mod run;
+pub mod shard;
+pub mod shardfile;
+pub mod stages;

@@ -1,0 +1,202 @@
+//! Subcommands of `labeljob`: `run` (the whole job here), the per-pod stages `plan`, `shard`
+//! and `merge`, and `preview`. Exit codes: 0 success, 1 failure, 2 invalid job file or
+//! arguments, 3 error budget exceeded.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use labeljob_worker::detector::Detector;
+use labeljob_worker::job::{JobContext, JobError};
+use labeljob_worker::shard::{Counters, ShardOutcome, ShardRunner};
+use labeljob_worker::{merge, preview, run, stages};
+
+/// LabelJob: label a pile of images with a detection model and write one COCO file.
+#[derive(Debug, Parser)]
+#[command(name = "labeljob", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, env = "LABELJOB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    pub log_format: LogFormat,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole LabelJob in this process: plan, every shard, merge.
+    Run {
+        /// The LabelJob YAML file (the same file you would `kubectl apply`).
+        #[arg(env = "LABELJOB_JOB_FILE")]
+        file: PathBuf,
+        /// Intra-op threads for in-process inference (default: all cores).
+        #[arg(long, env = "LABELJOB_THREADS")]
+        threads: Option<usize>,
+        /// Hide the progress bar.
+        #[arg(long, env = "LABELJOB_NO_PROGRESS")]
+        no_progress: bool,
+    },
+    /// List the input once and freeze it in `<output>/manifest.jsonl`.
+    Plan {
+        /// The LabelJob YAML file.
+        #[arg(long, env = "LABELJOB_JOB_FILE")]
+        job: PathBuf,
+    },
+    /// Label one shard of the manifest and write `<output>/shards/shard-NNNNN.json`.
+    Shard {
+        /// The LabelJob YAML file.
+        #[arg(long, env = "LABELJOB_JOB_FILE")]
+        job: PathBuf,
+        /// Shard index (in a Kubernetes Indexed Job: $JOB_COMPLETION_INDEX).
+        #[arg(long, env = "JOB_COMPLETION_INDEX")]
+        index: u32,
+        /// Intra-op threads for in-process inference (default: all cores).
+        #[arg(long, env = "LABELJOB_THREADS")]
+        threads: Option<usize>,
+    },
+    /// Merge the shards into annotations.json, results.json, errors.jsonl and report.json.
+    Merge {
+        /// The LabelJob YAML file.
+        #[arg(long, env = "LABELJOB_JOB_FILE")]
+        job: PathBuf,
+    },
+    /// Draw the boxes of a COCO file onto its images as a PNG contact sheet.
+    Preview {
+        /// A COCO annotations.json (local path or URI).
+        #[arg(env = "LABELJOB_PREVIEW_ANNOTATIONS")]
+        annotations: String,
+        /// The PNG to write.
+        #[arg(long, env = "LABELJOB_PREVIEW_OUT")]
+        out: PathBuf,
+        /// Most images on the sheet.
+        #[arg(long, env = "LABELJOB_PREVIEW_MAX_IMAGES", default_value_t = 24)]
+        max_images: usize,
+        /// Width of each tile in pixels.
+        #[arg(long, env = "LABELJOB_PREVIEW_TILE", default_value_t = 320)]
+        tile: u32,
+    },
+}
+
+/// Exit code for budget exceeded.
+pub const EXIT_BUDGET: u8 = 3;
+/// Exit code for an invalid job file.
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Debug, thiserror::Error)]
+#[error("error budget exceeded: {failed} of {total} images failed")]
+struct BudgetExceeded {
+    failed: u64,
+    total: u64,
+}
+
+/// The exit code for an error.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<BudgetExceeded>().is_some() {
+        return EXIT_BUDGET;
+    }
+    match e.downcast_ref::<JobError>() {
+        Some(JobError::Document { .. } | JobError::Invalid { .. } | JobError::Read { .. } | JobError::UnknownClass(_)) => {
+            EXIT_INVALID
+        }
+        _ => 1,
+    }
+}
+
+/// Set up tracing from RUST_LOG (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Run a subcommand.
+pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { file, threads, no_progress } => {
+            let ctx = JobContext::load(&file).await?;
+            let detector = local_detector(&ctx, threads)?;
+            let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let s = run::run_job(ctx.clone(), detector, stages::cores(), show).await?;
+            let m = &s.merge;
+            println!(
+                "labelled {} of {} images ({} failed, {} detections) in {:.1}s, {:.1} img/s; shards: {} run, {} reused -> {}",
+                m.labelled,
+                m.total,
+                m.failed,
+                m.detections,
+                s.seconds,
+                s.images_per_second(),
+                s.shards_run,
+                s.shards_skipped,
+                m.annotations_uri
+            );
+            budget(m)
+        }
+        Command::Plan { job } => {
+            let ctx = JobContext::load(&job).await?;
+            let (_, info) = stages::plan(&ctx).await?;
+            println!("planned {} images in {} shards (manifest {})", info.total, info.shards, info.manifest_digest);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shard { job, index, threads } => {
+            let ctx = JobContext::load(&job).await?;
+            let (manifest, _) = stages::plan(&ctx).await?;
+            let detector = local_detector(&ctx, threads)?;
+            let runner = ShardRunner::new(ctx.clone(), detector, stages::cores());
+            match runner.run(&manifest, index, Arc::new(Counters::default())).await? {
+                ShardOutcome::Skipped { images } => println!("shard {index}: already done ({images} images)"),
+                ShardOutcome::Done { labelled, failed } => {
+                    println!("shard {index}: labelled {labelled}, failed {failed}")
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Merge { job } => {
+            let ctx = JobContext::load(&job).await?;
+            let (manifest, _) = stages::plan(&ctx).await?;
+            let m = merge::merge(&ctx, &manifest, None).await?;
+            println!(
+                "merged {} images ({} failed, {} detections) -> {}",
+                m.labelled, m.failed, m.detections, m.annotations_uri
+            );
+            budget(&m)
+        }
+        Command::Preview { annotations, out, max_images, tile } => {
+            let n = preview::contact_sheet(&annotations, &out, max_images, tile)
+                .await
+                .with_context(|| format!("preview of {annotations}"))?;
+            println!("wrote {} ({n} images)", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn budget(m: &merge::MergeSummary) -> anyhow::Result<ExitCode> {
+    if m.budget_exceeded {
+        return Err(BudgetExceeded { failed: m.failed, total: m.total }.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn local_detector(ctx: &Arc<JobContext>, threads: Option<usize>) -> anyhow::Result<Arc<dyn Detector>> {
+    let engine = stages::start_engine(ctx, threads.unwrap_or_else(stages::cores))
+        .with_context(|| format!("loading model {}", ctx.model.path.display()))?;
+    Ok(Arc::new(engine))
+}

@@ -1,0 +1,32 @@
+//! The `Detector` seam between the shard pipeline and inference: the in-process engine, or a
+//! remote Open Inference Protocol v2 server. Both take one resized RGB u8 image (model input
+//! size) and return detections in model-input pixels.
+
+use async_trait::async_trait;
+
+use crate::model::{Engine, InferError, RawDetection};
+
+/// Why a detection call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// In-process inference failed.
+    #[error(transparent)]
+    Engine(#[from] InferError),
+    /// The remote server failed after retries.
+    #[error("inference server: {0}")]
+    Remote(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Something that detects objects in model-sized images.
+#[async_trait]
+pub trait Detector: Send + Sync {
+    /// Detect on one `width×height×3` RGB image.
+    async fn detect(&self, image: Vec<u8>) -> Result<Vec<RawDetection>, DetectError>;
+}
+
+#[async_trait]
+impl Detector for Engine {
+    async fn detect(&self, image: Vec<u8>) -> Result<Vec<RawDetection>, DetectError> {
+        Ok(Engine::detect(self, image).await?)
+    }
+}

@@ -1,0 +1,290 @@
+//! Output decoders: turn a detection model's raw output tensors into boxes in model-input
+//! pixels (`x1, y1, x2, y2`), with scores and class indices, then filter them (score threshold,
+//! class filter, NMS where the model has none inside, max detections). Pure functions.
+
+use labeljob_api::v1alpha1::ModelFormat;
+use ndarray::{ArrayD, Axis, Ix2, Ix3};
+use serde::{Deserialize, Serialize};
+
+/// One detection in model-input pixel coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RawDetection {
+    /// `[x1, y1, x2, y2]` in model-input pixels.
+    pub bbox: [f32; 4],
+    /// Confidence, 0–1.
+    pub score: f32,
+    /// The model's class index.
+    pub class: u32,
+}
+
+/// Filtering applied after decoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// Minimum score kept.
+    pub score_threshold: f32,
+    /// IoU for NMS (decoders without NMS inside).
+    pub iou_threshold: f32,
+    /// Most detections per image.
+    pub max_detections: usize,
+    /// Class indices kept (None: all).
+    pub classes: Option<Vec<u32>>,
+}
+
+/// Why outputs could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    /// Wrong number of outputs.
+    #[error("{format:?} expects {expected} outputs, the model has {found}")]
+    OutputCount {
+        /// Decoder.
+        format: ModelFormat,
+        /// Outputs needed.
+        expected: usize,
+        /// Outputs found.
+        found: usize,
+    },
+    /// An output has an unexpected shape.
+    #[error("{format:?} output {index} has shape {shape:?}, expected {expected}")]
+    Shape {
+        /// Decoder.
+        format: ModelFormat,
+        /// Output position.
+        index: usize,
+        /// Actual shape.
+        shape: Vec<usize>,
+        /// What was expected.
+        expected: &'static str,
+    },
+}
+
+/// Decode one batch of outputs (in the session's output order) into per-image detections.
+/// `width`/`height` is the model input size.
+pub fn decode(
+    format: ModelFormat,
+    outputs: &[ArrayD<f32>],
+    width: u32,
+    height: u32,
+    filter: &Filter,
+) -> Result<Vec<Vec<RawDetection>>, DecodeError> {
+    let per_image = match format {
+        ModelFormat::SsdTflite => decode_ssd(outputs, width as f32, height as f32)?,
+        ModelFormat::Yolov8 => decode_yolov8(outputs, filter)?,
+        ModelFormat::DetectionsXyxy => decode_xyxy(outputs)?,
+    };
+    Ok(per_image.into_iter().map(|dets| apply_filter(dets, filter)).collect())
+}
+
+fn shape_err(format: ModelFormat, index: usize, a: &ArrayD<f32>, expected: &'static str) -> DecodeError {
+    DecodeError::Shape { format, index, shape: a.shape().to_vec(), expected }
+}
+
+/// TFLite detection postprocess: boxes [N,K,4] (ymin,xmin,ymax,xmax in 0–1, unclamped),
+/// classes [N,K], scores [N,K], count [N].
+fn decode_ssd(outputs: &[ArrayD<f32>], w: f32, h: f32) -> Result<Vec<Vec<RawDetection>>, DecodeError> {
+    let f = ModelFormat::SsdTflite;
+    if outputs.len() != 4 {
+        return Err(DecodeError::OutputCount { format: f, expected: 4, found: outputs.len() });
+    }
+    let boxes = outputs[0].view().into_dimensionality::<Ix3>().map_err(|_| shape_err(f, 0, &outputs[0], "[N,K,4]"))?;
+    if boxes.shape()[2] != 4 {
+        return Err(shape_err(f, 0, &outputs[0], "[N,K,4]"));
+    }
+    let (n, k) = (boxes.shape()[0], boxes.shape()[1]);
+    let classes = outputs[1].view().into_dimensionality::<Ix2>().map_err(|_| shape_err(f, 1, &outputs[1], "[N,K]"))?;
+    let scores = outputs[2].view().into_dimensionality::<Ix2>().map_err(|_| shape_err(f, 2, &outputs[2], "[N,K]"))?;
+    if classes.shape() != [n, k] {
+        return Err(shape_err(f, 1, &outputs[1], "[N,K]"));
+    }
+    if scores.shape() != [n, k] {
+        return Err(shape_err(f, 2, &outputs[2], "[N,K]"));
+    }
+    let count = &outputs[3];
+    if count.len() != n {
+        return Err(shape_err(f, 3, count, "[N]"));
+    }
+    let counts: Vec<f32> = count.iter().copied().collect();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let valid = (counts[i].max(0.0) as usize).min(k);
+        let mut dets = Vec::with_capacity(valid);
+        for j in 0..valid {
+            let b = boxes.index_axis(Axis(0), i);
+            let c = |v: f32| v.clamp(0.0, 1.0);
+            let (y1, x1, y2, x2) = (c(b[[j, 0]]), c(b[[j, 1]]), c(b[[j, 2]]), c(b[[j, 3]]));
+            let class = classes[[i, j]];
+            if !(class >= 0.0) || !class.is_finite() {
+                continue;
+            }
+            dets.push(RawDetection { bbox: [x1 * w, y1 * h, x2 * w, y2 * h], score: scores[[i, j]], class: class as u32 });
+        }
+        out.push(dets);
+    }
+    Ok(out)
+}
+
+/// Ultralytics YOLOv8 export: [N, 4+C, A] with cx,cy,w,h in input pixels then C class scores.
+fn decode_yolov8(outputs: &[ArrayD<f32>], filter: &Filter) -> Result<Vec<Vec<RawDetection>>, DecodeError> {
+    let f = ModelFormat::Yolov8;
+    if outputs.len() != 1 {
+        return Err(DecodeError::OutputCount { format: f, expected: 1, found: outputs.len() });
+    }
+    let pred = outputs[0].view().into_dimensionality::<Ix3>().map_err(|_| shape_err(f, 0, &outputs[0], "[N,4+C,A]"))?;
+    if pred.shape()[1] < 5 {
+        return Err(shape_err(f, 0, &outputs[0], "[N,4+C,A]"));
+    }
+    let classes = pred.shape()[1] - 4;
+    let mut out = Vec::with_capacity(pred.shape()[0]);
+    for img in pred.outer_iter() {
+        let mut cands = Vec::new();
+        for a in 0..img.shape()[1] {
+            let col = img.index_axis(Axis(1), a);
+            let (mut best, mut best_c) = (f32::MIN, 0usize);
+            for c in 0..classes {
+                let s = col[4 + c];
+                if s > best {
+                    best = s;
+                    best_c = c;
+                }
+            }
+            if best < filter.score_threshold {
+                continue;
+            }
+            let (cx, cy, bw, bh) = (col[0], col[1], col[2], col[3]);
+            cands.push(RawDetection {
+                bbox: [cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0],
+                score: best,
+                class: best_c as u32,
+            });
+        }
+        out.push(nms(cands, filter.iou_threshold));
+    }
+    Ok(out)
+}
+
+/// Post-NMS detections [N, K, 6]: x1, y1, x2, y2, score, class.
+fn decode_xyxy(outputs: &[ArrayD<f32>]) -> Result<Vec<Vec<RawDetection>>, DecodeError> {
+    let f = ModelFormat::DetectionsXyxy;
+    if outputs.is_empty() {
+        return Err(DecodeError::OutputCount { format: f, expected: 1, found: 0 });
+    }
+    let d = outputs[0].view().into_dimensionality::<Ix3>().map_err(|_| shape_err(f, 0, &outputs[0], "[N,K,6]"))?;
+    if d.shape()[2] != 6 {
+        return Err(shape_err(f, 0, &outputs[0], "[N,K,6]"));
+    }
+    Ok(d.outer_iter()
+        .map(|img| {
+            img.outer_iter()
+                .filter(|r| r[4] > 0.0 && r[5] >= 0.0 && r.iter().all(|v| v.is_finite()))
+                .map(|r| RawDetection { bbox: [r[0], r[1], r[2], r[3]], score: r[4], class: r[5] as u32 })
+                .collect()
+        })
+        .collect())
+}
+
+/// Score threshold, class filter, best-first order, max detections.
+pub fn apply_filter(mut dets: Vec<RawDetection>, filter: &Filter) -> Vec<RawDetection> {
+    dets.retain(|d| {
+        d.score >= filter.score_threshold && filter.classes.as_ref().is_none_or(|cs| cs.contains(&d.class))
+    });
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    dets.truncate(filter.max_detections);
+    dets
+}
+
+/// Intersection over union of two xyxy boxes.
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let union = (a[2] - a[0]).max(0.0) * (a[3] - a[1]).max(0.0) + (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0)
+        - inter;
+    if union <= 0.0 { 0.0 } else { inter / union }
+}
+
+/// Class-aware greedy non-maximum suppression, best score first.
+pub fn nms(mut dets: Vec<RawDetection>, iou_threshold: f32) -> Vec<RawDetection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<RawDetection> = Vec::new();
+    for d in dets {
+        if kept.iter().all(|k| k.class != d.class || iou(&k.bbox, &d.bbox) <= iou_threshold) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, IxDyn};
+
+    fn filter() -> Filter {
+        Filter { score_threshold: 0.3, iou_threshold: 0.5, max_detections: 100, classes: None }
+    }
+
+    fn arr(shape: &[usize], v: Vec<f32>) -> ArrayD<f32> {
+        ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape")
+    }
+
+    #[test]
+    fn ssd_boxes_are_clamped_scaled_and_thresholded() {
+        let boxes = arr(&[1, 3, 4], vec![-0.1, 0.1, 0.5, 0.6, 0.2, 0.2, 1.2, 0.9, 0.0, 0.0, 0.1, 0.1]);
+        let classes = arr(&[1, 3], vec![17.0, 0.0, 2.0]);
+        let scores = arr(&[1, 3], vec![0.9, 0.5, 0.1]);
+        let count = arr(&[1], vec![3.0]);
+        let out = decode(ModelFormat::SsdTflite, &[boxes, classes, scores, count], 300, 200, &filter()).expect("ok");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len(), 2, "the 0.1 score is dropped");
+        assert_eq!(out[0][0].class, 17);
+        assert_eq!(out[0][0].bbox, [30.0, 0.0, 180.0, 100.0]);
+        assert_eq!(out[0][1].bbox, [60.0, 40.0, 270.0, 200.0]);
+    }
+
+    #[test]
+    fn ssd_reads_only_count_rows_and_checks_shapes() {
+        let boxes = arr(&[1, 2, 4], vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5]);
+        let classes = arr(&[1, 2], vec![1.0, 1.0]);
+        let scores = arr(&[1, 2], vec![0.9, 0.9]);
+        let out = decode(ModelFormat::SsdTflite, &[boxes.clone(), classes.clone(), scores.clone(), arr(&[1], vec![1.0])], 10, 10, &filter())
+            .expect("ok");
+        assert_eq!(out[0].len(), 1);
+        let err = decode(ModelFormat::SsdTflite, &[boxes, classes], 10, 10, &filter()).unwrap_err();
+        assert!(matches!(err, DecodeError::OutputCount { expected: 4, found: 2, .. }));
+    }
+
+    #[test]
+    fn yolov8_decodes_and_suppresses() {
+        // 2 classes, 3 anchors: two overlapping boxes of class 0 and one of class 1.
+        let mut v = vec![0.0; 6 * 3];
+        let set = |v: &mut Vec<f32>, row: usize, a: usize, x: f32| v[row * 3 + a] = x;
+        for (a, (cx, cy, w, h, s0, s1)) in
+            [(50.0, 50.0, 20.0, 20.0, 0.9, 0.1), (52.0, 50.0, 20.0, 20.0, 0.8, 0.1), (50.0, 50.0, 20.0, 20.0, 0.1, 0.7)]
+                .into_iter()
+                .enumerate()
+        {
+            for (row, x) in [cx, cy, w, h, s0, s1].into_iter().enumerate() {
+                set(&mut v, row, a, x);
+            }
+        }
+        let out = decode(ModelFormat::Yolov8, &[arr(&[1, 6, 3], v)], 640, 640, &filter()).expect("ok");
+        let got: Vec<(u32, f32)> = out[0].iter().map(|d| (d.class, d.score)).collect();
+        assert_eq!(got, vec![(0, 0.9), (1, 0.7)], "the 0.8 duplicate is suppressed, other class kept");
+        assert_eq!(out[0][0].bbox, [40.0, 40.0, 60.0, 60.0]);
+    }
+
+    #[test]
+    fn xyxy_filters_classes_and_caps() {
+        let d = arr(&[1, 3, 6], vec![0., 0., 10., 10., 0.9, 1., 0., 0., 5., 5., 0.8, 2., 1., 1., 4., 4., 0.7, 1.]);
+        let f = Filter { classes: Some(vec![1]), max_detections: 1, ..filter() };
+        let out = decode(ModelFormat::DetectionsXyxy, &[d], 10, 10, &f).expect("ok");
+        assert_eq!(out[0].len(), 1);
+        assert_eq!(out[0][0].score, 0.9);
+    }
+
+    #[test]
+    fn iou_basics() {
+        assert_eq!(iou(&[0., 0., 10., 10.], &[0., 0., 10., 10.]), 1.0);
+        assert_eq!(iou(&[0., 0., 10., 10.], &[20., 20., 30., 30.]), 0.0);
+        assert!((iou(&[0., 0., 10., 10.], &[5., 0., 15., 10.]) - 1.0 / 3.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,268 @@
+//! The inference engine: OS threads that each own a `ModelSession` (never the async runtime),
+//! fed by a bounded queue. Async callers submit one resized image and await its detections
+//! over a oneshot channel; a thread takes whatever is queued, up to the batch size, waiting at
+//! most the batch delay for more (dynamic batching). A full queue either waits (pipelines) or
+//! fails fast with `Overloaded` (the HTTP server answers 429).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use labeljob_api::v1alpha1::Device;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use super::config::ModelConfig;
+use super::decode::{Filter, RawDetection};
+use super::session::{ModelSession, SessionError};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Sessions (inference threads).
+    pub sessions: usize,
+    /// Intra-op threads per session.
+    pub threads_per_session: usize,
+    /// Largest batch (capped by what the model accepts).
+    pub max_batch: usize,
+    /// Longest wait for a batch to fill.
+    pub max_delay: Duration,
+    /// Images queued or running before `try_detect` refuses.
+    pub queue_capacity: usize,
+    /// Execution device.
+    pub device: Device,
+    /// Decoding filter applied inside the engine.
+    pub filter: Filter,
+}
+
+/// Inference errors as callers see them.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// The queue is full (HTTP 429).
+    #[error("inference queue is full ({0} images)")]
+    Overloaded(usize),
+    /// The image has the wrong size for the model.
+    #[error("image has {got} bytes, the model takes {width}x{height}x3 = {want}")]
+    BadInput {
+        /// Bytes received.
+        got: usize,
+        /// Bytes expected.
+        want: usize,
+        /// Model width.
+        width: u32,
+        /// Model height.
+        height: u32,
+    },
+    /// The model failed on this batch.
+    #[error("inference failed: {0}")]
+    Model(#[source] Arc<SessionError>),
+    /// The engine has stopped.
+    #[error("inference engine stopped")]
+    Stopped,
+}
+
+/// Metrics of the engine (registered by the binary that serves them).
+#[derive(Debug, Clone)]
+pub struct EngineMetrics {
+    /// Images waiting or running.
+    pub queue_depth: Gauge,
+    /// Images per model run.
+    pub batch_size: Histogram,
+    /// Seconds an image waited before its batch ran.
+    pub queue_wait: Histogram,
+    /// Seconds per model run.
+    pub inference: Histogram,
+}
+
+impl Default for EngineMetrics {
+    fn default() -> Self {
+        Self {
+            queue_depth: Gauge::default(),
+            batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            queue_wait: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            inference: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+        }
+    }
+}
+
+impl EngineMetrics {
+    /// Register under `registry` (the caller picks the prefix).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("queue_depth", "Images queued or running in the inference engine", self.queue_depth.clone());
+        registry.register("batch_size", "Images per model run", self.batch_size.clone());
+        registry.register("queue_wait_seconds", "Time an image waited for its batch", self.queue_wait.clone());
+        registry.register("inference_duration_seconds", "Time per model run", self.inference.clone());
+    }
+}
+
+struct Job {
+    image: Vec<u8>,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Vec<RawDetection>, InferError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Handle to the engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::UnboundedSender<Job>,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    input_len: usize,
+    config: Arc<ModelConfig>,
+    /// The engine's metrics.
+    pub metrics: EngineMetrics,
+    /// Effective largest batch.
+    pub max_batch: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("model", &self.config.name).field("capacity", &self.capacity).finish()
+    }
+}
+
+impl Engine {
+    /// Load the model in `opts.sessions` threads and start them. Returns once every session
+    /// is loaded (errors such as a bad model or a missing ORT library surface here).
+    pub fn start(config: ModelConfig, opts: EngineOptions) -> Result<Self, SessionError> {
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let metrics = EngineMetrics::default();
+        let mut model_batch = usize::MAX;
+        for i in 0..opts.sessions.max(1) {
+            let session = ModelSession::load(&config, opts.threads_per_session, opts.device)?;
+            model_batch = model_batch.min(session.max_batch);
+            let (rx, opts, metrics) = (rx.clone(), opts.clone(), metrics.clone());
+            std::thread::Builder::new()
+                .name(format!("inference-{i}"))
+                .spawn(move || run_thread(session, rx, opts, metrics))
+                .map_err(|e| SessionError::Cuda(format!("cannot start inference thread: {e}")))?;
+        }
+        let max_batch = opts.max_batch.max(1).min(model_batch);
+        let input_len = config.width as usize * config.height as usize * 3;
+        Ok(Self {
+            tx,
+            slots: Arc::new(Semaphore::new(opts.queue_capacity.max(1))),
+            capacity: opts.queue_capacity.max(1),
+            input_len,
+            config: Arc::new(config),
+            metrics,
+            max_batch,
+        })
+    }
+
+    /// The model this engine runs.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Detect on one resized RGB image, waiting for queue space.
+    pub async fn detect(&self, image: Vec<u8>) -> Result<Vec<RawDetection>, InferError> {
+        let permit = self.slots.clone().acquire_owned().await.map_err(|_| InferError::Stopped)?;
+        self.submit(image, permit)?.await.map_err(|_| InferError::Stopped)?
+    }
+
+    /// Detect on several images, failing at once with `Overloaded` when the queue cannot take
+    /// them all (the server's 429).
+    pub async fn try_detect_many(&self, images: Vec<Vec<u8>>) -> Result<Vec<Vec<RawDetection>>, InferError> {
+        let n = images.len() as u32;
+        let mut permit = self.slots.clone().try_acquire_many_owned(n).map_err(|_| InferError::Overloaded(self.capacity))?;
+        let mut waits = Vec::with_capacity(images.len());
+        for image in images {
+            let one = permit.split(1).ok_or(InferError::Stopped)?;
+            waits.push(self.submit(image, one)?);
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for w in waits {
+            out.push(w.await.map_err(|_| InferError::Stopped)??);
+        }
+        Ok(out)
+    }
+
+    fn submit(
+        &self,
+        image: Vec<u8>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<oneshot::Receiver<Result<Vec<RawDetection>, InferError>>, InferError> {
+        if image.len() != self.input_len {
+            return Err(InferError::BadInput {
+                got: image.len(),
+                want: self.input_len,
+                width: self.config.width,
+                height: self.config.height,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        self.metrics.queue_depth.inc();
+        self.tx.send(Job { image, enqueued: Instant::now(), reply, _permit: permit }).map_err(|_| InferError::Stopped)?;
+        Ok(rx)
+    }
+}
+
+fn run_thread(
+    mut session: ModelSession,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    opts: EngineOptions,
+    metrics: EngineMetrics,
+) {
+    let max_batch = opts.max_batch.max(1).min(session.max_batch);
+    loop {
+        let batch = {
+            let Ok(mut rx) = rx.lock() else { return };
+            let Some(first) = rx.blocking_recv() else { return };
+            let mut batch = vec![first];
+            let deadline = Instant::now() + opts.max_delay;
+            while batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(mpsc::error::TryRecvError::Empty) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        // Callers that gave up are dropped before running.
+        let batch: Vec<Job> = batch
+            .into_iter()
+            .filter(|j| {
+                let open = !j.reply.is_closed();
+                if !open {
+                    metrics.queue_depth.dec();
+                }
+                open
+            })
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        let now = Instant::now();
+        for j in &batch {
+            metrics.queue_wait.observe(now.duration_since(j.enqueued).as_secs_f64());
+        }
+        metrics.batch_size.observe(batch.len() as f64);
+        let images: Vec<&[u8]> = batch.iter().map(|j| j.image.as_slice()).collect();
+        let started = Instant::now();
+        let result = session.detect(&images, &opts.filter);
+        metrics.inference.observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(dets) => {
+                for (job, d) in batch.into_iter().zip(dets) {
+                    metrics.queue_depth.dec();
+                    let _ = job.reply.send(Ok(d));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "inference failed");
+                let e = Arc::new(e);
+                for job in batch {
+                    metrics.queue_depth.dec();
+                    let _ = job.reply.send(Err(InferError::Model(e.clone())));
+                }
+            }
+        }
+    }
+}

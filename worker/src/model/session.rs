@@ -1,0 +1,214 @@
+//! One ONNX Runtime session: load the ORT library once per process, build a session for a
+//! model (CPU or CUDA), turn u8 RGB images into the model's input tensor, run it and decode the
+//! outputs. Blocking: it is owned by an inference thread (see `engine`), never by async code.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use labeljob_api::v1alpha1::Device;
+use ndarray::ArrayD;
+use ort::session::{Session, builder::GraphOptimizationLevel};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use super::config::ModelConfig;
+use super::decode::{self, Filter, RawDetection};
+use crate::imaging::{Tensor, to_tensor};
+
+/// Environment variable naming libonnxruntime.so (the same one `ort` reads).
+pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+
+/// Session errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// libonnxruntime could not be found or loaded.
+    #[error("cannot load ONNX Runtime from {path}: {message} (run scripts/fetch-ort.sh and set ORT_DYLIB_PATH)")]
+    Library {
+        /// Path tried.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// ORT refused the model or the run.
+    #[error("ONNX Runtime: {0}")]
+    Ort(#[from] ort::Error),
+    /// The model's input is not what the config says.
+    #[error("model input {name:?} has {found}, but the config expects {expected}")]
+    InputMismatch {
+        /// Input name.
+        name: String,
+        /// What the model declares.
+        found: String,
+        /// What the config expects.
+        expected: String,
+    },
+    /// An output could not be read as numbers.
+    #[error("model output {0:?} is not a numeric tensor")]
+    Output(String),
+    /// Decoding the outputs failed.
+    #[error(transparent)]
+    Decode(#[from] decode::DecodeError),
+    /// The CUDA execution provider is not available.
+    #[error("--device cuda: {0}")]
+    Cuda(String),
+    /// Preprocessing produced a bad tensor.
+    #[error("preprocess: {0}")]
+    Tensor(#[source] crate::imaging::ImagingError),
+}
+
+static ORT_ENV: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// The library to load: `explicit`, else `$ORT_DYLIB_PATH`, else `.cache/ort/lib/libonnxruntime.so`
+/// in the working directory or next to the executable's checkout, else the system's.
+pub fn ort_library_path(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os(ORT_DYLIB_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let mut candidates = vec![PathBuf::from(".cache/ort/lib/libonnxruntime.so")];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(bin) = exe.parent() {
+            candidates.push(bin.join("../../.cache/ort/lib/libonnxruntime.so"));
+            candidates.push(bin.join("../lib/libonnxruntime.so"));
+        }
+    }
+    candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
+}
+
+/// Load libonnxruntime once per process.
+pub fn init_ort(explicit: Option<&Path>) -> Result<(), SessionError> {
+    let path = ort_library_path(explicit);
+    let res = ORT_ENV.get_or_init(|| {
+        let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
+        builder.with_name("labeljob").build().map(|_env| ()).map_err(|e| e.to_string())
+    });
+    res.clone().map_err(|message| SessionError::Library { path, message })
+}
+
+/// A loaded model.
+pub struct ModelSession {
+    session: Session,
+    input_name: String,
+    output_names: Vec<String>,
+    /// Largest batch the model accepts (1 for fixed-batch models).
+    pub max_batch: usize,
+    config: ModelConfig,
+}
+
+impl std::fmt::Debug for ModelSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSession").field("model", &self.config.name).field("max_batch", &self.max_batch).finish()
+    }
+}
+
+impl ModelSession {
+    /// Build a session with `threads` intra-op threads on `device`.
+    pub fn load(config: &ModelConfig, threads: usize, device: Device) -> Result<Self, SessionError> {
+        init_ort(None)?;
+        let mut builder = Session::builder()
+            .map_err(SessionError::Ort)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| SessionError::Ort(e.into()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| SessionError::Ort(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| SessionError::Ort(e.into()))?
+            // Spinning threads would steal the cores decode needs.
+            .with_intra_op_spinning(false)
+            .map_err(|e| SessionError::Ort(e.into()))?;
+        if device == Device::Cuda {
+            builder = with_cuda(builder)?;
+        }
+        let session = builder.commit_from_file(&config.path)?;
+        let input = session.inputs().first().ok_or_else(|| SessionError::InputMismatch {
+            name: String::new(),
+            found: "no inputs".into(),
+            expected: "one image input".into(),
+        })?;
+        let input_name = input.name().to_string();
+        let (ty, shape) = match input.dtype() {
+            ValueType::Tensor { ty, shape, .. } => (*ty, shape.to_vec()),
+            other => {
+                return Err(SessionError::InputMismatch {
+                    name: input_name,
+                    found: format!("{other:?}"),
+                    expected: "a tensor".into(),
+                });
+            }
+        };
+        let want_ty = match config.dtype {
+            labeljob_api::v1alpha1::InputDtype::Uint8 => TensorElementType::Uint8,
+            labeljob_api::v1alpha1::InputDtype::Float32 => TensorElementType::Float32,
+        };
+        if ty != want_ty || shape.len() != 4 {
+            return Err(SessionError::InputMismatch {
+                name: input_name,
+                found: format!("{ty:?} {shape:?}"),
+                expected: format!("{want_ty:?} with 4 dimensions"),
+            });
+        }
+        let max_batch = if shape[0] > 0 { shape[0] as usize } else { usize::MAX };
+        let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        Ok(Self { session, input_name, output_names, max_batch, config: config.clone() })
+    }
+
+    /// Run a batch of `width×height×3` RGB u8 images (already resized) and decode the
+    /// detections, in model-input pixels. Batches larger than the model takes are split.
+    pub fn detect(&mut self, images: &[&[u8]], filter: &Filter) -> Result<Vec<Vec<RawDetection>>, SessionError> {
+        let mut all = Vec::with_capacity(images.len());
+        let chunk = self.max_batch.max(1);
+        for part in images.chunks(chunk) {
+            all.extend(self.detect_batch(part, filter)?);
+        }
+        Ok(all)
+    }
+
+    fn detect_batch(&mut self, images: &[&[u8]], filter: &Filter) -> Result<Vec<Vec<RawDetection>>, SessionError> {
+        let c = &self.config;
+        let tensor = to_tensor(images, c.width, c.height, c.layout, c.dtype, c.channel_order, c.normalize)
+            .map_err(SessionError::Tensor)?;
+        let outputs = match &tensor {
+            Tensor::U8(a) => self.session.run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
+            Tensor::F32(a) => self.session.run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
+        };
+        let mut arrays: Vec<ArrayD<f32>> = Vec::with_capacity(self.output_names.len());
+        for name in &self.output_names {
+            let v = outputs.get(name.as_str()).ok_or_else(|| SessionError::Output(name.clone()))?;
+            let arr = if let Ok(a) = v.try_extract_array::<f32>() {
+                a.to_owned()
+            } else if let Ok(a) = v.try_extract_array::<i64>() {
+                a.mapv(|x| x as f32)
+            } else if let Ok(a) = v.try_extract_array::<i32>() {
+                a.mapv(|x| x as f32)
+            } else {
+                return Err(SessionError::Output(name.clone()));
+            };
+            arrays.push(arr);
+        }
+        Ok(decode::decode(c.format, &arrays, c.width, c.height, filter)?)
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn with_cuda(builder: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder, SessionError> {
+    use ort::ep::ExecutionProvider;
+    let ep = ort::ep::CUDA::default();
+    match ep.is_available() {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(SessionError::Cuda(
+                "the loaded ONNX Runtime has no CUDA execution provider (use the onnxruntime-gpu library and a GPU node)".into(),
+            ));
+        }
+        Err(e) => return Err(SessionError::Cuda(e.to_string())),
+    }
+    builder
+        .with_execution_providers([ep.build().error_on_failure()])
+        .map_err(|e| SessionError::Cuda(ort::Error::from(e).to_string()))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(_builder: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder, SessionError> {
+    Err(SessionError::Cuda("this labeljob was built without the `cuda` feature (cargo build --features cuda)".into()))
+}

@@ -1,0 +1,297 @@
+//! One shard: the contiguous manifest range `index` of `shards`. Each image is downloaded,
+//! decoded and resized on the blocking pool (bounded by the cores), sent to the detector, and
+//! its boxes mapped back to original pixels; downloads, decodes and inference overlap up to
+//! `workers.concurrency` images. A bad image becomes an error entry, never a failed shard. The
+//! result is written atomically to `shards/shard-NNNNN.json`; an existing result for the same
+//! manifest and settings is kept (runs are resumable). Progress goes to
+//! `progress/shard-NNNNN.json` every two seconds.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use labeljob_api::v1alpha1::OverwritePolicy;
+use labeljob_store::manifest::{Manifest, ManifestEntry, shard_range};
+use labeljob_store::progress::ShardProgress;
+use labeljob_store::{StoreError, layout};
+use tokio::sync::Semaphore;
+
+use crate::detector::{DetectError, Detector};
+use crate::imaging::{DecodeLimits, Resizer, decode};
+use crate::job::JobContext;
+use crate::model::decode::apply_filter;
+use crate::shardfile::{Detection, ImageError, ShardFile, ShardImage, Timings};
+
+/// Why a shard failed as a whole (an image failing does not fail the shard).
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The output store failed.
+    #[error("shard {index}: {source}")]
+    Store {
+        /// Shard index.
+        index: u32,
+        /// Cause.
+        #[source]
+        source: StoreError,
+    },
+    /// Inference is unavailable (after retries).
+    #[error("shard {index}: {source}")]
+    Inference {
+        /// Shard index.
+        index: u32,
+        /// Cause.
+        #[source]
+        source: DetectError,
+    },
+    /// Existing results were made with another manifest or settings and `overwrite: Fail`.
+    #[error("shard {index}: {uri} holds results of another manifest or model/settings (output.overwrite is Fail)")]
+    Conflict {
+        /// Shard index.
+        index: u32,
+        /// The existing object.
+        uri: String,
+    },
+    /// The index is out of range.
+    #[error("shard index {index} is out of range: the job has {shards} shards")]
+    Index {
+        /// Asked for.
+        index: u32,
+        /// Shards in the job.
+        shards: u32,
+    },
+}
+
+/// Live counters of one shard, shared with progress reporting.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Images finished (labelled or failed).
+    pub processed: AtomicU64,
+    /// Images that failed.
+    pub failed: AtomicU64,
+}
+
+/// What a shard run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardOutcome {
+    /// Results for the same manifest and settings already existed.
+    Skipped {
+        /// Images in the shard.
+        images: u64,
+    },
+    /// The shard ran.
+    Done {
+        /// Images labelled.
+        labelled: u64,
+        /// Images failed.
+        failed: u64,
+    },
+}
+
+/// Shared resources of the shards of one process.
+#[derive(Clone)]
+pub struct ShardRunner {
+    /// The job.
+    pub ctx: Arc<JobContext>,
+    /// Inference.
+    pub detector: Arc<dyn Detector>,
+    /// Bounds concurrent decodes to the cores.
+    pub decode_slots: Arc<Semaphore>,
+    /// Image size limits.
+    pub limits: DecodeLimits,
+}
+
+thread_local! {
+    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+}
+
+impl ShardRunner {
+    /// A runner decoding on up to `decoders` threads at once.
+    pub fn new(ctx: Arc<JobContext>, detector: Arc<dyn Detector>, decoders: usize) -> Self {
+        Self { ctx, detector, decode_slots: Arc::new(Semaphore::new(decoders.max(1))), limits: DecodeLimits::default() }
+    }
+
+    /// Run shard `index` over `manifest`, counting into `counters`.
+    pub async fn run(&self, manifest: &Manifest, index: u32, counters: Arc<Counters>) -> Result<ShardOutcome, ShardError> {
+        let shards = self.ctx.shards();
+        if index >= shards {
+            return Err(ShardError::Index { index, shards });
+        }
+        let range = shard_range(manifest.entries.len() as u64, shards, index);
+        let key = layout::shard_key(index);
+        let store_err = |source| ShardError::Store { index, source };
+        if let Some(existing) = self.ctx.output.get_opt(&key).await.map_err(store_err)? {
+            let reusable = serde_json::from_slice::<ShardFile>(&existing).ok().filter(|s| {
+                s.manifest_digest == manifest.digest && s.settings_digest == self.ctx.settings_digest
+            });
+            match (reusable, self.ctx.overwrite()) {
+                (Some(_), OverwritePolicy::Resume | OverwritePolicy::Fail) => {
+                    let n = range.end - range.start;
+                    counters.processed.fetch_add(n, Ordering::Relaxed);
+                    return Ok(ShardOutcome::Skipped { images: n });
+                }
+                (None, OverwritePolicy::Fail) => {
+                    return Err(ShardError::Conflict { index, uri: self.ctx.output.child_uri(&key) });
+                }
+                _ => {}
+            }
+        }
+
+        let started = Instant::now();
+        let entries = &manifest.entries[range.start as usize..range.end as usize];
+        let reporter = self.spawn_progress(index, entries.len() as u64, counters.clone(), started);
+        let concurrency = self.ctx.job.spec.workers.concurrency.max(1) as usize;
+        let mut results = futures::stream::iter(entries.iter().cloned())
+            .map(|e| self.process(e))
+            .buffer_unordered(concurrency);
+        let mut file = ShardFile {
+            index,
+            shards,
+            manifest_digest: manifest.digest.clone(),
+            settings_digest: self.ctx.settings_digest.clone(),
+            range: [range.start, range.end],
+            images: Vec::with_capacity(entries.len()),
+            errors: Vec::new(),
+            timings: Timings::default(),
+        };
+        let mut fatal = None;
+        while let Some((res, t)) = results.next().await {
+            file.timings.add(&t);
+            match res {
+                Ok(img) => file.images.push(img),
+                Err(Failure::Image(e)) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    file.errors.push(e);
+                }
+                Err(Failure::Fatal(e)) => {
+                    fatal = Some(e);
+                    break;
+                }
+            }
+            counters.processed.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(results);
+        reporter.abort();
+        if let Some(source) = fatal {
+            return Err(ShardError::Inference { index, source });
+        }
+        file.images.sort_by_key(|i| i.id);
+        file.errors.sort_by_key(|e| e.id);
+        file.timings.wall = started.elapsed().as_secs_f64();
+        let bytes = serde_json::to_vec(&file).unwrap_or_default();
+        self.ctx.output.put(&key, bytes.into()).await.map_err(store_err)?;
+        let done = ShardProgress {
+            index,
+            total: entries.len() as u64,
+            processed: entries.len() as u64,
+            failed: file.errors.len() as u64,
+            elapsed_seconds: file.timings.wall,
+            done: true,
+        };
+        self.write_progress(&done).await;
+        Ok(ShardOutcome::Done { labelled: file.images.len() as u64, failed: file.errors.len() as u64 })
+    }
+
+    async fn process(&self, entry: ManifestEntry) -> (Result<ShardImage, Failure>, Timings) {
+        let mut t = Timings::default();
+        let fail = |stage: &str, kind: &str, reason: String| {
+            Failure::Image(ImageError { id: entry.id, uri: entry.uri.clone(), stage: stage.into(), kind: kind.into(), reason })
+        };
+        let t0 = Instant::now();
+        let bytes = match self.ctx.input.fetch(&entry).await {
+            Ok(b) => b,
+            Err(e) => {
+                let kind = if e.is_not_found() { "not-found" } else { "download" };
+                return (Err(fail("download", kind, e.to_string())), t);
+            }
+        };
+        t.download = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let (w, h, mode) = (self.ctx.model.width, self.ctx.model.height, self.ctx.model.resize);
+        let limits = self.limits.clone();
+        let decoded = {
+            let Ok(_slot) = self.decode_slots.acquire().await else {
+                return (Err(fail("decode", "cancelled", "decoder pool closed".into())), t);
+            };
+            tokio::task::spawn_blocking(move || {
+                let img = decode(&bytes, Some((w, h)), &limits).map_err(|e| (e.reason(), e.to_string()))?;
+                let (pixels, transform) =
+                    RESIZER.with(|r| r.borrow_mut().resize(&img, w, h, mode)).map_err(|e| ("resize", e.to_string()))?;
+                Ok::<_, (&'static str, String)>((img.width, img.height, pixels, transform))
+            })
+            .await
+        };
+        t.decode = t1.elapsed().as_secs_f64();
+        let (width, height, pixels, transform) = match decoded {
+            Ok(Ok(v)) => v,
+            Ok(Err((kind, reason))) => return (Err(fail("decode", kind, reason)), t),
+            Err(join) => return (Err(fail("decode", "panic", join.to_string())), t),
+        };
+
+        let t2 = Instant::now();
+        let raw = match self.detector.detect(pixels).await {
+            Ok(d) => d,
+            Err(e) => return (Err(Failure::Fatal(e)), t),
+        };
+        t.inference = t2.elapsed().as_secs_f64();
+
+        let classes = &self.ctx.model.classes;
+        let detections = apply_filter(raw, &self.ctx.filter)
+            .into_iter()
+            .filter_map(|d| {
+                let cat = classes.category(d.class)?;
+                let [x1, y1, x2, y2] = transform.to_original(d.bbox);
+                let (bw, bh) = (x2 - x1, y2 - y1);
+                (bw > 0.0 && bh > 0.0).then(|| Detection {
+                    bbox: [round2(x1), round2(y1), round2(bw), round2(bh)],
+                    score: (f64::from(d.score) * 1e5).round() / 1e5,
+                    category_id: cat.id,
+                })
+            })
+            .collect();
+        (Ok(ShardImage { id: entry.id, uri: entry.uri, width, height, detections }), t)
+    }
+
+    fn spawn_progress(
+        &self,
+        index: u32,
+        total: u64,
+        counters: Arc<Counters>,
+        started: Instant,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let p = ShardProgress {
+                    index,
+                    total,
+                    processed: counters.processed.load(Ordering::Relaxed).min(total),
+                    failed: counters.failed.load(Ordering::Relaxed),
+                    elapsed_seconds: started.elapsed().as_secs_f64(),
+                    done: false,
+                };
+                this.write_progress(&p).await;
+            }
+        })
+    }
+
+    async fn write_progress(&self, p: &ShardProgress) {
+        let bytes = serde_json::to_vec(p).unwrap_or_default();
+        if let Err(e) = self.ctx.output.put(&layout::progress_key(p.index), bytes.into()).await {
+            tracing::warn!(shard = p.index, error = %e, "cannot write progress");
+        }
+    }
+}
+
+enum Failure {
+    Image(ImageError),
+    Fatal(DetectError),
+}
+
+fn round2(v: f32) -> f64 {
+    (f64::from(v) * 100.0).round() / 100.0
+}

@@ -1,0 +1,95 @@
+//! The shard file `shards/shard-NNNNN.json`: what one shard labelled (images with their
+//! detections in original pixels, COCO `[x, y, w, h]`), what it could not (errors with stage and
+//! reason), the digests that make it reusable, and stage timings.
+
+use serde::{Deserialize, Serialize};
+
+/// One shard's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardFile {
+    /// Shard index.
+    pub index: u32,
+    /// Shards in the job.
+    pub shards: u32,
+    /// sha256 of the manifest this shard was cut from.
+    pub manifest_digest: String,
+    /// Digest of the model and the settings that change results.
+    pub settings_digest: String,
+    /// Manifest ids `[start, end)` of this shard.
+    pub range: [u64; 2],
+    /// Images labelled, by id.
+    pub images: Vec<ShardImage>,
+    /// Images that could not be labelled.
+    pub errors: Vec<ImageError>,
+    /// Seconds spent per stage (summed over images; stages overlap).
+    pub timings: Timings,
+}
+
+/// A labelled image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardImage {
+    /// Manifest id (position in the sorted input).
+    pub id: u64,
+    /// Source URI.
+    pub uri: String,
+    /// Width in pixels after EXIF orientation.
+    pub width: u32,
+    /// Height in pixels after EXIF orientation.
+    pub height: u32,
+    /// Detections.
+    pub detections: Vec<Detection>,
+}
+
+/// A detection in original pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Detection {
+    /// COCO `[x, y, w, h]` in original pixels.
+    pub bbox: [f64; 4],
+    /// Confidence.
+    pub score: f64,
+    /// Category id.
+    pub category_id: u32,
+}
+
+/// An image that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageError {
+    /// Manifest id.
+    pub id: u64,
+    /// Source URI.
+    pub uri: String,
+    /// Stage: download, decode, inference.
+    pub stage: String,
+    /// Category of the failure, e.g. `too-large`.
+    pub kind: String,
+    /// What went wrong, for a person.
+    pub reason: String,
+}
+
+/// Seconds per stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    /// Downloading.
+    pub download: f64,
+    /// Decoding and resizing.
+    pub decode: f64,
+    /// Waiting for and running inference.
+    pub inference: f64,
+    /// Wall time of the shard.
+    pub wall: f64,
+}
+
+impl Timings {
+    /// Add another shard's timings.
+    pub fn add(&mut self, o: &Timings) {
+        self.download += o.download;
+        self.decode += o.decode;
+        self.inference += o.inference;
+        self.wall += o.wall;
+    }
+}

@@ -1,0 +1,91 @@
+//! The stage entry points shared by `labeljob plan|shard|merge` (one stage per pod in a
+//! cluster) and `labeljob run` (all stages in one process): freezing the plan, and building the
+//! detector a shard uses.
+
+use std::sync::Arc;
+
+use labeljob_api::v1alpha1::{Device, OverwritePolicy};
+use labeljob_store::manifest::Manifest;
+use labeljob_store::{StoreError, layout};
+use serde::{Deserialize, Serialize};
+
+use crate::job::JobContext;
+use crate::model::{Engine, EngineOptions};
+
+/// `plan.json`: what the frozen manifest was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanInfo {
+    /// sha256 of manifest.jsonl.
+    pub manifest_digest: String,
+    /// Images in the manifest.
+    pub total: u64,
+    /// Shards of the job.
+    pub shards: u32,
+    /// Digest of the input spec the listing was made from.
+    pub input_digest: String,
+}
+
+/// Why planning failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Store access failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The output holds a plan for another input and `overwrite: Fail`.
+    #[error("{uri} was planned from another input (output.overwrite is Fail): choose another output.uri")]
+    Conflict {
+        /// The plan file.
+        uri: String,
+    },
+}
+
+/// Freeze the input listing: reuse the manifest when it was made from the same input spec;
+/// otherwise (the input changed) re-plan, unless `overwrite: Fail`.
+pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
+    if let Some(bytes) = ctx.output.get_opt(layout::PLAN).await? {
+        let old: Option<PlanInfo> = serde_json::from_slice(&bytes).ok();
+        let same_input = old.as_ref().is_some_and(|p| p.input_digest == ctx.input_digest);
+        if !same_input {
+            if ctx.overwrite() == OverwritePolicy::Fail {
+                return Err(PlanError::Conflict { uri: ctx.output.child_uri(layout::PLAN) });
+            }
+            tracing::info!("input changed since the last plan: listing again");
+            ctx.output.delete(layout::MANIFEST).await?;
+        }
+    }
+    let manifest = labeljob_store::plan::plan(&ctx.input, &ctx.output).await?;
+    let info = PlanInfo {
+        manifest_digest: manifest.digest.clone(),
+        total: manifest.entries.len() as u64,
+        shards: ctx.shards(),
+        input_digest: ctx.input_digest.clone(),
+    };
+    let bytes = serde_json::to_vec_pretty(&info).unwrap_or_default();
+    ctx.output.put(layout::PLAN, bytes.into()).await?;
+    Ok((manifest, info))
+}
+
+/// Engine options for running a job's model in this process.
+pub fn local_engine_options(ctx: &JobContext, threads: usize) -> EngineOptions {
+    let inf = &ctx.job.spec.inference;
+    EngineOptions {
+        sessions: 1,
+        threads_per_session: threads,
+        max_batch: inf.max_batch_size.unwrap_or(8) as usize,
+        max_delay: std::time::Duration::from_millis(u64::from(inf.max_batch_delay_ms.unwrap_or(2))),
+        queue_capacity: 1024,
+        device: inf.device.unwrap_or(Device::Cpu),
+        filter: ctx.filter.clone(),
+    }
+}
+
+/// Start the in-process engine for a job.
+pub fn start_engine(ctx: &Arc<JobContext>, threads: usize) -> Result<Engine, crate::model::session::SessionError> {
+    Engine::start(ctx.model.clone(), local_engine_options(ctx, threads))
+}
+
+/// Cores available to this process.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
