@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use labeljob_api::v1alpha1::Device;
 use ndarray::ArrayD;
+use ort::environment::Environment;
 use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
@@ -52,10 +53,10 @@ pub enum SessionError {
     Cuda(String),
     /// Preprocessing produced a bad tensor.
     #[error("preprocess: {0}")]
-    Tensor(#[source] crate::imaging::ImagingError),
+    Tensor(#[source] crate::imaging::TensorError),
 }
 
-static ORT_ENV: OnceLock<Result<(), String>> = OnceLock::new();
+static ORT_ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
 
 /// The library to load: `explicit`, else `$ORT_DYLIB_PATH`, else `.cache/ort/lib/libonnxruntime.so`
 /// in the working directory or next to the executable's checkout, else the system's.
@@ -76,14 +77,14 @@ pub fn ort_library_path(explicit: Option<&Path>) -> PathBuf {
     candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
 }
 
-/// Load libonnxruntime once per process.
-pub fn init_ort(explicit: Option<&Path>) -> Result<(), SessionError> {
+/// Load libonnxruntime once per process and return its environment.
+pub fn init_ort(explicit: Option<&Path>) -> Result<&'static Environment, SessionError> {
     let path = ort_library_path(explicit);
     let res = ORT_ENV.get_or_init(|| {
         let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
-        builder.with_name("labeljob").build().map(|_env| ()).map_err(|e| e.to_string())
+        builder.with_name("labeljob").build().map_err(|e| e.to_string())
     });
-    res.clone().map_err(|message| SessionError::Library { path, message })
+    res.as_ref().map_err(|message| SessionError::Library { path, message: message.clone() })
 }
 
 /// A loaded model.
@@ -105,8 +106,8 @@ impl std::fmt::Debug for ModelSession {
 impl ModelSession {
     /// Build a session with `threads` intra-op threads on `device`.
     pub fn load(config: &ModelConfig, threads: usize, device: Device) -> Result<Self, SessionError> {
-        init_ort(None)?;
-        let mut builder = Session::builder()
+        let env = init_ort(None)?;
+        let mut builder = Session::builder(env)
             .map_err(SessionError::Ort)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| SessionError::Ort(e.into()))?
