@@ -99,3 +99,25 @@ fn readable_oddities_decode() {
     assert!(ours.pixels().zip(rgba.pixels()).all(|(a, b)| a.0 == [b[0], b[1], b[2]]));
     assert_ne!(ours.get_pixel(2, 2).0, [0, 0, 0]);
 }
+
+/// libjpeg warnings are not failures, as in Pillow: stray bytes before a header marker make
+/// TurboJPEG's header reader warn (the `image` crate's decoder then takes over), stray bytes
+/// before EOI make the decompressor warn after a complete image.
+#[test]
+fn jpeg_warnings_are_tolerated() {
+    let dog = fixture("photos/dog.jpg");
+    let reference = full("photos/dog.jpg");
+    let dqt = dog.windows(2).position(|w| w == [0xFF, 0xDB]).expect("DQT");
+    let mut header_junk = dog.clone();
+    header_junk.splice(dqt..dqt, [0x00, 0x42, 0x00]);
+    let d = decode(&header_junk, Some((96, 72)), &DecodeLimits::default()).expect("header junk");
+    assert_eq!((d.format, d.scale_denom, d.width, d.height), ("jpeg", 1, 768, 576));
+    let (mean, _) = diff(d.rgb.as_raw(), reference.rgb.as_raw());
+    assert!(mean < 1.0, "fallback decode differs: {mean:.2}");
+
+    let mut tail_junk = dog.clone();
+    let eoi = dog.len() - 2;
+    tail_junk.splice(eoi..eoi, [0x13, 0x37]);
+    let d = decode(&tail_junk, None, &DecodeLimits::default()).expect("tail junk");
+    assert_eq!(d.rgb, reference.rgb);
+}
