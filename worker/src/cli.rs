@@ -1,6 +1,6 @@
 //! Subcommands of `labeljob`: `run` (the whole job here), the per-pod stages `plan`, `shard`
-//! and `merge`, `serve` (the inference server) and `preview`. Exit codes: 0 success, 1 failure, 2 invalid job file or
-//! arguments, 3 error budget exceeded.
+//! and `merge`, `serve` (the inference server) and `preview`. Exit codes: 0 success, 1
+//! failure, 2 invalid job file or arguments, 3 error budget exceeded.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,12 +118,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         return EXIT_BUDGET;
     }
     match e.downcast_ref::<JobError>() {
-        Some(
-            JobError::Document { .. }
-            | JobError::Invalid { .. }
-            | JobError::Read { .. }
-            | JobError::UnknownClass(_),
-        ) => EXIT_INVALID,
+        Some(JobError::Document { .. } | JobError::Invalid { .. } | JobError::Read { .. } | JobError::UnknownClass(_)) => {
+            EXIT_INVALID
+        }
         _ => 1,
     }
 }
@@ -165,10 +162,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan { job } => {
             let ctx = JobContext::load(&job).await?;
             let (_, info) = stages::plan(&ctx).await?;
-            println!(
-                "planned {} images in {} shards (manifest {})",
-                info.total, info.shards, info.manifest_digest
-            );
+            println!("planned {} images in {} shards (manifest {})", info.total, info.shards, info.manifest_digest);
             Ok(ExitCode::SUCCESS)
         }
         Command::Shard { job, index, threads, remote } => {

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::detector::{DetectError, Detector};
 use crate::model::RawDetection;
 use crate::serve::protocol::{self, HEADER_LENGTH, ModelMetadata, ProtocolError};
+use crate::serve::tensors;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -236,7 +237,7 @@ impl OipClient {
     /// Detect on a small batch of `width`×`height`×3 images.
     pub async fn detect_many(&self, images: &[&[u8]]) -> Result<Vec<Vec<RawDetection>>, OipError> {
         let _permit = self.slots.acquire().await.map_err(|_| OipError::Endpoint(self.endpoint.clone()))?;
-        let (body, header) = protocol::build_request(images, self.width, self.height);
+        let (body, header) = tensors::build_request(images, self.width, self.height);
         let body = bytes::Bytes::from(body);
         let url = &self.infer_url;
         self.with_retry(&format!("inference at {url}"), || async {
@@ -262,7 +263,7 @@ impl OipClient {
             if !status.is_success() {
                 return classify(url, status, &bytes, retry_after);
             }
-            match protocol::parse_response(&bytes, header_len.as_deref()) {
+            match tensors::parse_response(&bytes, header_len.as_deref()) {
                 Ok(d) if d.len() == images.len() => Attempt::Done(d),
                 Ok(d) => Attempt::Fail(OipError::Protocol {
                     url: url.clone(),

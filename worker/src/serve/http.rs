@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use super::error::ApiError;
 use super::protocol::{self, HEADER_LENGTH, ProtocolError};
+use super::tensors;
 use crate::model::{Engine, ModelConfig};
 
 /// Label of the request counter.
@@ -237,8 +238,8 @@ async fn run_infer(
     let n = images.len() as u64;
     let dets = engine.try_detect_many(images).await?;
     s.metrics.images.inc_by(n);
-    let tensors = protocol::DetectionTensors::pack(&dets);
-    let (json, binary) = protocol::encode_response(&s.served_name, req.id, &tensors, &outputs);
+    let tensors = tensors::DetectionTensors::pack(&dets);
+    let (json, binary) = tensors::encode_response(&s.served_name, req.id, &tensors, &outputs);
     if binary.is_empty() {
         return Ok(
             ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response()

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod http;
 pub mod protocol;
+pub mod tensors;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,6 +1,8 @@
 //! Unit tests of the OIP v2 message parsing and encoding (pure, no server).
 
 use super::*;
+use crate::model::RawDetection;
+use crate::serve::tensors::{DetectionTensors, build_request, encode_response, parse_response};
 use serde_json::json;
 
 fn det(x: f32, score: f32, class: u32) -> RawDetection {
