@@ -108,10 +108,10 @@ fn http() -> reqwest::Client {
 async fn wait_ready(c: &reqwest::Client, s: &Running) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = c.get(s.url("/v2/health/ready")).send().await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = c.get(s.url("/v2/health/ready")).send().await
+            && r.status() == 200
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "server not ready within 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -331,11 +331,13 @@ async fn client_checks_the_model_and_retries_within_its_budget() {
     let client = connecting.await.expect("join").expect("connected after retries");
     assert_eq!(client.detect_many(&[&vec![0u8; 300 * 300 * 3]]).await.expect("detect").len(), 1);
 
-    let err = OipClient::connect(&endpoint, NAME, 320, 320, ClientOptions::default()).await.unwrap_err();
+    let err =
+        OipClient::connect(&endpoint, NAME, 320, 320, ClientOptions::default()).await.expect_err("fails");
     assert!(matches!(err, OipError::Mismatch { .. }), "{err}");
     assert!(err.to_string().contains("[-1, 300, 300, 3]"), "{err}");
     let started = Instant::now();
-    let err = OipClient::connect(&endpoint, "nope", SIDE, SIDE, ClientOptions::default()).await.unwrap_err();
+    let err =
+        OipClient::connect(&endpoint, "nope", SIDE, SIDE, ClientOptions::default()).await.expect_err("fails");
     assert!(matches!(err, OipError::Status { status: 404, .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5), "a 404 is not retried");
     let _ = tx.send(());
@@ -343,7 +345,7 @@ async fn client_checks_the_model_and_retries_within_its_budget() {
 
     let opts = ClientOptions { retry_budget: Duration::from_millis(800), ..ClientOptions::default() };
     let started = Instant::now();
-    let err = OipClient::connect(&endpoint, NAME, SIDE, SIDE, opts).await.unwrap_err();
+    let err = OipClient::connect(&endpoint, NAME, SIDE, SIDE, opts).await.expect_err("fails");
     assert!(matches!(err, OipError::GaveUp { attempts, .. } if attempts > 1), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3), "the retry budget bounds the wait");
 }

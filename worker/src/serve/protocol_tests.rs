@@ -38,10 +38,10 @@ fn json_data_may_be_nested_or_flat() {
     };
     assert_eq!(parse_images(&req, &[], 2, 1).expect("nested"), vec![vec![0, 1, 2, 3, 4, 255]]);
     req.inputs[0].data = Some(json!([0, 1, 2, 3, 4, 256]));
-    let err = parse_images(&req, &[], 2, 1).unwrap_err().to_string();
+    let err = parse_images(&req, &[], 2, 1).expect_err("fails").to_string();
     assert!(err.contains("inputs[0].data") && err.contains("256"), "{err}");
     req.inputs[0].data = Some(json!([0, 1, 2]));
-    let err = parse_images(&req, &[], 2, 1).unwrap_err().to_string();
+    let err = parse_images(&req, &[], 2, 1).expect_err("fails").to_string();
     assert!(err.contains("3 values for a shape of 6"), "{err}");
 }
 
@@ -53,18 +53,18 @@ fn wrong_shape_datatype_name_and_sizes_name_the_field() {
 
     let mut r = base.clone();
     r.inputs[0].shape = vec![1, 3, 3, 3];
-    assert!(parse_images(&r, binary, 2, 2).unwrap_err().to_string().contains("inputs[0].shape"));
+    assert!(parse_images(&r, binary, 2, 2).expect_err("fails").to_string().contains("inputs[0].shape"));
     r = base.clone();
     r.inputs[0].datatype = "FP32".into();
-    assert!(parse_images(&r, binary, 2, 2).unwrap_err().to_string().contains("inputs[0].datatype"));
+    assert!(parse_images(&r, binary, 2, 2).expect_err("fails").to_string().contains("inputs[0].datatype"));
     r = base.clone();
     r.inputs[0].name = "input".into();
-    assert!(parse_images(&r, binary, 2, 2).unwrap_err().to_string().contains("inputs[0].name"));
-    let err = parse_images(&base, &binary[..5], 2, 2).unwrap_err().to_string();
+    assert!(parse_images(&r, binary, 2, 2).expect_err("fails").to_string().contains("inputs[0].name"));
+    let err = parse_images(&base, &binary[..5], 2, 2).expect_err("fails").to_string();
     assert!(err.contains("inputs[0] binary data"), "{err}");
     r = base.clone();
     r.inputs[0].parameters.insert("binary_data_size".into(), json!(11));
-    assert!(parse_images(&r, binary, 2, 2).unwrap_err().to_string().contains("binary_data_size"));
+    assert!(parse_images(&r, binary, 2, 2).expect_err("fails").to_string().contains("binary_data_size"));
     let mut extra = binary.to_vec();
     extra.push(0);
     assert!(matches!(parse_images(&base, &extra, 2, 2), Err(ProtocolError::BinarySize { .. })));
@@ -94,7 +94,7 @@ fn unknown_outputs_are_refused_and_binary_flags_honoured() {
     .expect("req");
     assert_eq!(requested_outputs(&req).expect("ok"), vec![("scores", true), ("counts", false)]);
     req.outputs = Some(vec![RequestOutput { name: "logits".into(), ..Default::default() }]);
-    assert!(requested_outputs(&req).unwrap_err().to_string().contains("outputs[0].name"));
+    assert!(requested_outputs(&req).expect_err("fails").to_string().contains("outputs[0].name"));
 }
 
 #[test]
