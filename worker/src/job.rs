@@ -86,8 +86,13 @@ impl JobContext {
     /// Read, validate and resolve a job file. Nothing is written.
     pub async fn load(path: &Path) -> Result<Arc<Self>, JobError> {
         let text = std::fs::read_to_string(path).map_err(|source| JobError::Read { path: path.into(), source })?;
-        let job = parse_labeljob(&text).map_err(|source| JobError::Document { path: path.into(), source })?;
+        let mut job = parse_labeljob(&text).map_err(|source| JobError::Document { path: path.into(), source })?;
         validate_spec(&job.spec).map_err(|source| JobError::Invalid { path: path.into(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let spec = &mut job.spec;
+        for uri in [&mut spec.input.uri, &mut spec.output.uri].into_iter().chain(spec.model.uri.as_mut()) {
+            *uri = resolve_relative_file_uri(uri, base);
+        }
         Self::from_job(job).await
     }
 
@@ -154,4 +159,55 @@ async fn fetch_model(uri: &str) -> Result<PathBuf, JobError> {
     std::fs::write(&tmp, &bytes).map_err(|source| JobError::Cache { path: tmp.clone(), source })?;
     std::fs::rename(&tmp, &path).map_err(|source| JobError::Cache { path: path.clone(), source })?;
     Ok(path)
+}
+
+/// `file://relative/dir` in a job file means relative to the file's directory (so samples work
+/// from any working directory); absolute `file:///…` URIs and other schemes are unchanged.
+pub fn resolve_relative_file_uri(uri: &str, base: &Path) -> String {
+    let Some(rest) = uri.strip_prefix("file://") else { return uri.to_string() };
+    if rest.starts_with('/') {
+        return uri.to_string();
+    }
+    let joined = std::path::absolute(base.join(rest)).unwrap_or_else(|_| base.join(rest));
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    format!("file://{}", out.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_file_uris_follow_the_job_file() {
+        assert_eq!(resolve_relative_file_uri("file://../out", Path::new("/a/b")), "file:///a/out");
+        assert_eq!(resolve_relative_file_uri("file:///abs", Path::new("/a/b")), "file:///abs");
+        assert_eq!(resolve_relative_file_uri("s3://bucket/x", Path::new("/a")), "s3://bucket/x");
+    }
+
+    #[tokio::test]
+    async fn invalid_job_is_refused_before_anything_is_created() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = dir.path().join("out");
+        let file = dir.path().join("job.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: labeljob.dev/v1alpha1\nkind: LabelJob\nmetadata: {{name: x}}\nspec:\n  input: {{uri: 'file:///nowhere'}}\n  model: {{builtin: ssd-mobilenet-v2-coco}}\n  output: {{uri: 'file://{}'}}\n  workers: {{shards: 2, parallelism: 5}}\n",
+                out.display()
+            ),
+        )
+        .expect("write");
+        let err = JobContext::load(&file).await.expect_err("invalid");
+        assert!(err.to_string().contains("workers.parallelism"), "{err}");
+        assert!(!out.exists(), "nothing may be created for an invalid job");
+    }
 }

@@ -1,0 +1,64 @@
+# LabelJob tasks. `make demo` and `make test` do all of their own set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ORT_LIB := $(CURDIR)/.cache/ort/lib/libonnxruntime.so
+VENV_PY := $(CURDIR)/.venv/bin/python
+BIN := $(CURDIR)/target/release/labeljob
+OPERATOR_BIN := $(CURDIR)/target/release/labeljob-operator
+export ORT_DYLIB_PATH := $(ORT_LIB)
+export LABELJOB_MODELS_DIR := $(CURDIR)/models
+export LABELJOB_BIN := $(BIN)
+export LABELJOB_OPERATOR_BIN := $(OPERATOR_BIN)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: system-deps
+system-deps: ## Debian packages needed to build (cmake, nasm for libjpeg-turbo)
+	scripts/install-system-deps.sh
+
+.PHONY: test-deps
+test-deps: ## Debian packages needed by the tests (+ Ceph RADOS Gateway), venv, ORT
+	scripts/install-system-deps.sh --test
+	scripts/setup-venv.sh >/dev/null
+	scripts/fetch-ort.sh >/dev/null
+
+$(ORT_LIB):
+	scripts/fetch-ort.sh >/dev/null
+
+.PHONY: ort
+ort: $(ORT_LIB) ## Fetch libonnxruntime from the PyPI onnxruntime wheel into .cache/ort
+
+.PHONY: build
+build: system-deps ## Release build of every binary
+	cargo build --release --workspace --bins
+
+.PHONY: demo
+demo: build ort ## Label the fixture photos: out/demo/{annotations,results,report}.json + preview.png
+	$(BIN) run config/samples/labeljob-local.yaml
+	$(BIN) preview out/demo/annotations.json --out out/demo/preview.png
+	@echo "open out/demo/preview.png"
+
+.PHONY: test
+test: test-deps build ## Every test: Rust (unit, reconcile, S3), Python (pycocotools, reference ORT, OIP client), Helm lint
+	cargo test --release --workspace -- --include-ignored
+	$(VENV_PY) -m pytest -q tests/python
+	$(MAKE) --no-print-directory helm-lint
+
+.PHONY: lint
+lint: ## rustfmt and clippy (warnings are errors)
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+
+.PHONY: generate
+generate: ## Regenerate crds/ (and the chart's copy) from the Rust types
+	cargo run -q --release -p labeljob-api --bin crdgen > crds/labeljob.yaml
+	@if [ -d charts/labeljob ]; then mkdir -p charts/labeljob/crds && cp crds/labeljob.yaml charts/labeljob/crds/labeljob.yaml; fi
+
+.PHONY: bench
+bench: test-deps build ## Throughput table: raw ORT, decode+resize, labeljob run end to end (+ server)
+	$(VENV_PY) benches/bench.py
+
+-include mk/packaging.mk

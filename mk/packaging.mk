@@ -1,0 +1,48 @@
+# Packaging targets (Helm chart, container images, kind end-to-end tests).
+# Included by the main Makefile; every variable can be overridden on the command line.
+#
+#   make helm-lint     helm lint --strict (Helm's own linter, via helm-sdkpy) + render checks
+#   make test-chart    pytest tests/python/test_chart.py (also part of `make test`)
+#   make chart-crd     copy crds/labeljob.yaml into the chart (part of `make generate`)
+#   make images        docker build the operator, worker and worker-cuda images
+#   make e2e           kind end-to-end tests (Docker, kind, kubectl, helm, curl)
+
+PKG_VENV_PY      ?= .venv/bin/python
+IMAGE_TAG        ?= 0.1.0
+OPERATOR_IMAGE   ?= ghcr.io/labeljob/labeljob-operator
+WORKER_IMAGE     ?= ghcr.io/labeljob/labeljob-worker
+DOCKER           ?= docker
+CHART            ?= charts/labeljob
+# Also render the chart with every optional part switched on.
+HELM_LINT_VALUES ?= {"watchNamespace":"labeljob-jobs","workerNamespaces":["labeljob-jobs","team-b"],"metrics":{"serviceMonitor":{"enabled":true},"inferencePodMonitor":{"enabled":true}},"dashboard":{"enabled":true},"operator":{"replicas":2}}
+
+.PHONY: pkg-venv helm-lint test-chart chart-crd images image-operator image-worker image-worker-cuda e2e
+
+pkg-venv:
+	@scripts/setup-venv.sh >/dev/null
+
+helm-lint: pkg-venv
+	@cmp -s crds/labeljob.yaml $(CHART)/crds/labeljob.yaml || \
+		{ echo "$(CHART)/crds/labeljob.yaml differs from crds/labeljob.yaml: run 'make chart-crd'"; exit 1; }
+	$(PKG_VENV_PY) charts/tools/helmsdk.py lint $(CHART) --set-json '$(HELM_LINT_VALUES)'
+
+test-chart: pkg-venv
+	$(PKG_VENV_PY) -m pytest -q tests/python/test_chart.py
+
+chart-crd:
+	cp crds/labeljob.yaml $(CHART)/crds/labeljob.yaml
+
+images: image-operator image-worker image-worker-cuda
+
+image-operator:
+	$(DOCKER) build -f docker/operator.Dockerfile -t $(OPERATOR_IMAGE):$(IMAGE_TAG) .
+
+image-worker:
+	$(DOCKER) build -f docker/worker.Dockerfile -t $(WORKER_IMAGE):$(IMAGE_TAG) .
+
+image-worker-cuda:
+	$(DOCKER) build -f docker/worker-cuda.Dockerfile -t $(WORKER_IMAGE):$(IMAGE_TAG)-cuda .
+
+# KIND_CLUSTER=<name> reuses a cluster; LABELJOB_E2E_SKIP_BUILD=1 skips the image builds.
+e2e:
+	cargo test -p labeljob-e2e -- --ignored --test-threads=1
