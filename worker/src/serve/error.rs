@@ -98,6 +98,9 @@ pub enum ApiError {
     /// Inference failed.
     #[error(transparent)]
     Infer(#[from] InferError),
+    /// A parsing task stopped unexpectedly.
+    #[error("request parsing stopped unexpectedly")]
+    Join(#[source] tokio::task::JoinError),
 }
 
 impl ApiError {
@@ -111,7 +114,7 @@ impl ApiError {
             Self::Infer(InferError::Overloaded(_)) => StatusCode::TOO_MANY_REQUESTS,
             Self::Infer(InferError::BadInput { .. }) => StatusCode::BAD_REQUEST,
             Self::Infer(InferError::Stopped) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Infer(InferError::Model(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Infer(InferError::Model(_)) | Self::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -227,11 +227,14 @@ async fn run_infer(
         })?),
         None => None,
     };
-    let (json, binary) = protocol::split_body(&body, header)?;
-    let req = protocol::parse_request(json)?;
-    let outputs = protocol::requested_outputs(&req)?;
-    let images = protocol::parse_images(&req, binary, s.width, s.height)?;
-    drop(body);
+    // Large JSON tensors take a while to parse: off the async workers.
+    let (w, h) = (s.width, s.height);
+    let (req, outputs, images) = match header {
+        None if body.len() > JSON_INLINE_LIMIT => {
+            tokio::task::spawn_blocking(move || parse(&body, None, w, h)).await.map_err(ApiError::Join)??
+        }
+        _ => parse(&body, header, w, h)?,
+    };
     if images.len() > s.capacity {
         return Err(ApiError::TooManyImages { images: images.len(), capacity: s.capacity });
     }
@@ -253,6 +256,19 @@ async fn run_infer(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     h.insert(HEADER_LENGTH, HeaderValue::from(json_len));
     Ok(resp)
+}
+
+/// JSON bodies above this are parsed on the blocking pool.
+const JSON_INLINE_LIMIT: usize = 64 << 10;
+
+type Parsed = (protocol::InferRequest, Vec<(&'static str, bool)>, Vec<Vec<u8>>);
+
+fn parse(body: &[u8], header: Option<&str>, width: u32, height: u32) -> Result<Parsed, ProtocolError> {
+    let (json, binary) = protocol::split_body(body, header)?;
+    let req = protocol::parse_request(json)?;
+    let outputs = protocol::requested_outputs(&req)?;
+    let images = protocol::parse_images(&req, binary, width, height)?;
+    Ok((req, outputs, images))
 }
 
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
