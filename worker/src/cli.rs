@@ -1,6 +1,6 @@
 //! Subcommands of `labeljob`: `run` (the whole job here), the per-pod stages `plan`, `shard`
-//! and `merge`, and `preview`. Exit codes: 0 success, 1 failure, 2 invalid job file or
-//! arguments, 3 error budget exceeded.
+//! and `merge`, `serve` (the inference server) and `preview`. Exit codes: 0 success, 1
+//! failure, 2 invalid job file or arguments, 3 error budget exceeded.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use labeljob_worker::detector::Detector;
 use labeljob_worker::job::{JobContext, JobError};
+use labeljob_worker::oip_client::{EndpointArgs, OipClient};
+use labeljob_worker::serve::ServeArgs;
 use labeljob_worker::shard::{Counters, ShardOutcome, ShardRunner};
 use labeljob_worker::{merge, preview, run, stages};
 
@@ -48,6 +50,9 @@ pub enum Command {
         /// Hide the progress bar.
         #[arg(long, env = "LABELJOB_NO_PROGRESS")]
         no_progress: bool,
+        /// Remote inference.
+        #[command(flatten)]
+        remote: EndpointArgs,
     },
     /// List the input once and freeze it in `<output>/manifest.jsonl`.
     Plan {
@@ -66,7 +71,12 @@ pub enum Command {
         /// Intra-op threads for in-process inference (default: all cores).
         #[arg(long, env = "LABELJOB_THREADS")]
         threads: Option<usize>,
+        /// Remote inference.
+        #[command(flatten)]
+        remote: EndpointArgs,
     },
+    /// Serve a model over the Open Inference Protocol v2 (REST) until SIGTERM or ctrl-c.
+    Serve(ServeArgs),
     /// Merge the shards into annotations.json, results.json, errors.jsonl and report.json.
     Merge {
         /// The LabelJob YAML file.
@@ -129,9 +139,9 @@ pub fn init_tracing(format: LogFormat) {
 /// Run a subcommand.
 pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { file, threads, no_progress } => {
+        Command::Run { file, threads, no_progress, remote } => {
             let ctx = JobContext::load(&file).await?;
-            let detector = local_detector(&ctx, threads)?;
+            let detector = detector(&ctx, threads, &remote).await?;
             let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let s = run::run_job(ctx.clone(), detector, stages::cores(), show).await?;
             let m = &s.merge;
@@ -155,10 +165,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("planned {} images in {} shards (manifest {})", info.total, info.shards, info.manifest_digest);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shard { job, index, threads } => {
+        Command::Shard { job, index, threads, remote } => {
             let ctx = JobContext::load(&job).await?;
             let (manifest, _) = stages::plan(&ctx).await?;
-            let detector = local_detector(&ctx, threads)?;
+            let detector = detector(&ctx, threads, &remote).await?;
             let runner = ShardRunner::new(ctx.clone(), detector, stages::cores());
             match runner.run(&manifest, index, Arc::new(Counters::default())).await? {
                 ShardOutcome::Skipped { images } => println!("shard {index}: already done ({images} images)"),
@@ -166,6 +176,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     println!("shard {index}: labelled {labelled}, failed {failed}")
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            labeljob_worker::serve::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge { job } => {
@@ -193,6 +207,35 @@ fn budget(m: &merge::MergeSummary) -> anyhow::Result<ExitCode> {
         return Err(BudgetExceeded { failed: m.failed, total: m.total }.into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The job's detector: a remote server (`--endpoint`, else `spec.inference.endpoint`) or the
+/// model in this process.
+async fn detector(
+    ctx: &Arc<JobContext>,
+    threads: Option<usize>,
+    remote: &EndpointArgs,
+) -> anyhow::Result<Arc<dyn Detector>> {
+    let inference = &ctx.job.spec.inference;
+    let Some(endpoint) = remote.endpoint.clone().or_else(|| inference.endpoint.clone()) else {
+        return local_detector(ctx, threads);
+    };
+    let spec = &ctx.job.spec;
+    let name = inference
+        .model_name
+        .clone()
+        .or_else(|| spec.model.builtin.clone())
+        .unwrap_or_else(|| labeljob_worker::serve::DEFAULT_FILE_MODEL_NAME.to_string());
+    if spec.postprocess.score_threshold < 0.05 {
+        tracing::warn!(
+            threshold = spec.postprocess.score_threshold,
+            "labeljob serve returns scores >= its --score-threshold (default 0.05) only"
+        );
+    }
+    let client = OipClient::connect(&endpoint, &name, ctx.model.width, ctx.model.height, remote.options())
+        .await
+        .with_context(|| format!("inference endpoint {endpoint}"))?;
+    Ok(Arc::new(client))
 }
 
 fn local_detector(ctx: &Arc<JobContext>, threads: Option<usize>) -> anyhow::Result<Arc<dyn Detector>> {

@@ -1,0 +1,379 @@
+//! `labeljob serve` against real HTTP on 127.0.0.1 with the real SSD model: metadata and
+//! readiness, binary and JSON inference equal to in-process inference, every error status
+//! (400, 404, 413, 429) with the server still ready afterwards, graceful shutdown draining a
+//! request in flight, the client's metadata check and retries, and `--device cuda` failing
+//! clearly. Needs libonnxruntime (ORT_DYLIB_PATH or .cache/ort/lib, from scripts/fetch-ort.sh):
+//! the tests fail, not skip, without it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use labeljob_api::v1alpha1::{Device, InputSize, ModelFormat, ModelSpec};
+use labeljob_worker::model::{Engine, EngineOptions, Filter, ModelConfig, RawDetection};
+use labeljob_worker::oip_client::{ClientOptions, OipClient, OipError};
+use labeljob_worker::serve::{ServeError, Server, ServerSettings};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const NAME: &str = "ssd-mobilenet-v2-coco";
+const SIDE: u32 = 300;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ort_lib() -> PathBuf {
+    let lib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/ort/lib/libonnxruntime.so"));
+    assert!(lib.is_file(), "{} is missing: run scripts/fetch-ort.sh or set ORT_DYLIB_PATH", lib.display());
+    labeljob_worker::model::session::init_ort(Some(&lib)).expect("ONNX Runtime loads");
+    lib
+}
+
+fn model() -> ModelConfig {
+    ort_lib();
+    let spec = ModelSpec {
+        uri: Some(repo().join("models/ssd-mobilenet-v2-coco.onnx").display().to_string()),
+        format: Some(ModelFormat::SsdTflite),
+        input_size: Some(InputSize { width: SIDE, height: SIDE }),
+        ..Default::default()
+    };
+    ModelConfig::resolve(&spec, None).expect("model resolves")
+}
+
+fn engine_options(queue_capacity: usize) -> EngineOptions {
+    EngineOptions {
+        sessions: 1,
+        threads_per_session: 2,
+        max_batch: 8,
+        max_delay: Duration::from_millis(2),
+        queue_capacity,
+        device: Device::Cpu,
+        filter: Filter { score_threshold: 0.05, iou_threshold: 0.5, max_detections: 300, classes: None },
+    }
+}
+
+/// A photo resized to the model input.
+fn photo(name: &str) -> Vec<u8> {
+    let img = image::open(repo().join("tests/fixtures/photos").join(name)).expect("fixture photo");
+    img.resize_exact(SIDE, SIDE, image::imageops::FilterType::Triangle).to_rgb8().into_raw()
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("server stops").expect("join")
+    }
+}
+
+async fn start(settings: ServerSettings) -> Running {
+    let server = Server::bind("127.0.0.1:0", settings).await.expect("bind");
+    let addr = server.local_addr();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    Running { addr, stop: Some(tx), task }
+}
+
+fn settings(queue_capacity: usize, max_body_bytes: usize) -> ServerSettings {
+    ServerSettings {
+        model: model(),
+        served_name: NAME.into(),
+        engine: engine_options(queue_capacity),
+        max_body_bytes,
+    }
+}
+
+fn http() -> reqwest::Client {
+    labeljob_store::init_crypto();
+    reqwest::Client::new()
+}
+
+async fn wait_ready(c: &reqwest::Client, s: &Running) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = c.get(s.url("/v2/health/ready")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "server not ready within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn binary_request(images: &[&[u8]], shape: Value, datatype: &str) -> (Vec<u8>, usize) {
+    let size: usize = images.iter().map(|i| i.len()).sum();
+    let header = json!({
+        "inputs": [{"name": "images", "shape": shape, "datatype": datatype,
+                    "parameters": {"binary_data_size": size}}],
+        "outputs": [{"name": "boxes", "parameters": {"binary_data": true}}, {"name": "classes"},
+                    {"name": "scores"}, {"name": "counts"}]
+    });
+    let mut body = serde_json::to_vec(&header).expect("json");
+    let len = body.len();
+    for i in images {
+        body.extend_from_slice(i);
+    }
+    (body, len)
+}
+
+async fn post(c: &reqwest::Client, url: &str, body: Vec<u8>, header_len: Option<usize>) -> reqwest::Response {
+    let mut req = c.post(url).body(body);
+    if let Some(n) = header_len {
+        req = req.header("Inference-Header-Content-Length", n);
+    }
+    req.send().await.expect("request completes")
+}
+
+async fn error_of(resp: reqwest::Response, status: u16) -> String {
+    assert_eq!(resp.status().as_u16(), status);
+    let v: Value = resp.json().await.expect("JSON error body");
+    v["error"].as_str().expect("error field").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_readiness_and_inference_equal_in_process() {
+    let server = start(settings(64, 32 << 20)).await;
+    let c = http();
+    assert_eq!(c.get(server.url("/v2/health/live")).send().await.expect("live").status(), 200);
+    wait_ready(&c, &server).await;
+    assert_eq!(
+        c.get(server.url(&format!("/v2/models/{NAME}/ready"))).send().await.expect("ready").status(),
+        200
+    );
+    let meta: Value = c
+        .get(server.url(&format!("/v2/models/{NAME}")))
+        .send()
+        .await
+        .expect("meta")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(meta["platform"], "onnxruntime_onnx");
+    assert_eq!(meta["inputs"][0], json!({"name": "images", "datatype": "UINT8", "shape": [-1, 300, 300, 3]}));
+    assert_eq!(meta["outputs"][3]["name"], "counts");
+
+    let photos = [photo("dog.jpg"), photo("horses.jpg"), photo("astronaut.png")];
+    let engine = Engine::start(model(), engine_options(64)).expect("in-process engine");
+    let mut expected: Vec<Vec<RawDetection>> = Vec::new();
+    for p in &photos {
+        expected.push(engine.detect(p.clone()).await.expect("in-process"));
+    }
+    assert!(expected.iter().all(|d| !d.is_empty()), "each photo has detections");
+
+    // Binary extension through the client, one image at a time and as one batch.
+    let client = OipClient::connect(&server.url(""), NAME, SIDE, SIDE, ClientOptions::default())
+        .await
+        .expect("connect");
+    for (p, want) in photos.iter().zip(&expected) {
+        assert_eq!(&client.detect_many(&[p]).await.expect("detect")[0], want);
+    }
+    let refs: Vec<&[u8]> = photos.iter().map(Vec::as_slice).collect();
+    assert_eq!(client.detect_many(&refs).await.expect("batch"), expected);
+
+    // JSON tensors in and out.
+    let data: Vec<u8> = photos[0].clone();
+    let req = json!({"id": "j1", "inputs": [{"name": "images", "shape": [1, 300, 300, 3], "datatype": "UINT8", "data": data}]});
+    let resp =
+        c.post(server.url(&format!("/v2/models/{NAME}/infer"))).json(&req).send().await.expect("json infer");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("inference-header-content-length").is_none());
+    let body = resp.bytes().await.expect("body");
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["id"], "j1");
+    let got = labeljob_worker::serve::tensors::parse_response(&body, None).expect("parse");
+    assert_eq!(got[0], expected[0]);
+
+    // Mixed: binary boxes, JSON for the rest, through the versioned route.
+    let (body, n) = binary_request(&[&photos[1]], json!([1, 300, 300, 3]), "UINT8");
+    let resp = post(&c, &server.url(&format!("/v2/models/{NAME}/versions/1/infer")), body, Some(n)).await;
+    assert_eq!(resp.status(), 200);
+    let header =
+        resp.headers().get("inference-header-content-length").and_then(|h| h.to_str().ok()).map(String::from);
+    let body = resp.bytes().await.expect("body");
+    let got = labeljob_worker::serve::tensors::parse_response(&body, header.as_deref()).expect("parse");
+    assert_eq!(got[0], expected[1]);
+
+    let metrics = c.get(server.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    for name in [
+        "labeljob_server_requests_total{code=\"200\"}",
+        "labeljob_server_queue_depth",
+        "labeljob_server_batch_size_bucket",
+        "labeljob_server_queue_wait_seconds_bucket",
+        "labeljob_server_inference_duration_seconds_bucket",
+        "labeljob_server_images_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_map_to_statuses_and_the_server_stays_ready() {
+    let server = start(settings(8, 2 << 20)).await;
+    let c = http();
+    wait_ready(&c, &server).await;
+    let infer = server.url(&format!("/v2/models/{NAME}/infer"));
+    let img = vec![7u8; 300 * 300 * 3];
+
+    let e = error_of(post(&c, &server.url("/v2/models/yolo/infer"), b"{}".to_vec(), None).await, 404).await;
+    assert!(e.contains("yolo"), "{e}");
+    assert_eq!(c.get(server.url("/v2/models/yolo")).send().await.expect("meta").status(), 404);
+    let e = error_of(post(&c, &infer, b"{\"inputs\": [".to_vec(), None).await, 400).await;
+    assert!(e.contains("JSON"), "{e}");
+    let (body, n) = binary_request(&[&img[..200 * 300 * 3]], json!([1, 200, 300, 3]), "UINT8");
+    let e = error_of(post(&c, &infer, body, Some(n)).await, 400).await;
+    assert!(e.contains("inputs[0].shape"), "{e}");
+    let (body, n) = binary_request(&[&img], json!([1, 300, 300, 3]), "FP32");
+    let e = error_of(post(&c, &infer, body, Some(n)).await, 400).await;
+    assert!(e.contains("inputs[0].datatype"), "{e}");
+    let (body, n) = binary_request(&[&img[..1000]], json!([1, 300, 300, 3]), "UINT8");
+    let e = error_of(post(&c, &infer, body, Some(n)).await, 400).await;
+    assert!(e.contains("binary_data_size"), "{e}");
+    let e = error_of(post(&c, &infer, b"{\"inputs\": []}".to_vec(), None).await, 400).await;
+    assert!(e.contains("inputs"), "{e}");
+    let many: Vec<&[u8]> = (0..9).map(|_| img.as_slice()).collect();
+    let (body, n) = binary_request(&many, json!([9, 300, 300, 3]), "UINT8");
+    let e = error_of(post(&c, &infer, body, Some(n)).await, 413).await;
+    assert!(e.contains("--max-body-bytes"), "{e}");
+
+    // Overfull queue: eight requests of four images on a queue of eight.
+    let (body, n) = binary_request(&many[..4], json!([4, 300, 300, 3]), "UINT8");
+    let mut sent = Vec::new();
+    for _ in 0..8 {
+        let (c, url, body) = (c.clone(), infer.clone(), body.clone());
+        sent.push(tokio::spawn(async move {
+            let r = post(&c, &url, body, Some(n)).await;
+            let retry = r.headers().get("retry-after").and_then(|h| h.to_str().ok()).map(String::from);
+            (r.status().as_u16(), retry, r.bytes().await.expect("body"))
+        }));
+    }
+    let (mut ok, mut busy) = (0, 0);
+    for t in sent {
+        let (status, retry, body) = t.await.expect("join");
+        match status {
+            200 => ok += 1,
+            429 => {
+                busy += 1;
+                assert_eq!(retry.as_deref(), Some("1"));
+                let v: Value = serde_json::from_slice(&body).expect("json");
+                assert!(v["error"].as_str().is_some_and(|e| e.contains("queue is full")), "{v}");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "{ok} answered, {busy} refused");
+
+    assert_eq!(c.get(server.url("/v2/health/ready")).send().await.expect("ready").status(), 200);
+    let (body, n) = binary_request(&[&img], json!([1, 300, 300, 3]), "UINT8");
+    assert_eq!(post(&c, &infer, body, Some(n)).await.status(), 200);
+    let metrics = c.get(server.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    for code in [400, 404, 413, 429] {
+        assert!(metrics.contains(&format!("labeljob_server_requests_total{{code=\"{code}\"}}")), "{code}");
+    }
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_requests_in_flight() {
+    let server = start(settings(64, 32 << 20)).await;
+    let c = http();
+    wait_ready(&c, &server).await;
+    let img = vec![9u8; 300 * 300 * 3];
+    let many: Vec<&[u8]> = (0..24).map(|_| img.as_slice()).collect();
+    let (body, n) = binary_request(&many, json!([24, 300, 300, 3]), "UINT8");
+    let url = server.url(&format!("/v2/models/{NAME}/infer"));
+    let in_flight = tokio::spawn({
+        let c = c.clone();
+        async move { post(&c, &url, body, Some(n)).await.status().as_u16() }
+    });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let addr = server.addr;
+    let started = Instant::now();
+    server.stop().await.expect("clean stop");
+    assert_eq!(in_flight.await.expect("join"), 200, "the request in flight was answered");
+    assert!(started.elapsed() > Duration::from_millis(20), "the server waited for it");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_checks_the_model_and_retries_within_its_budget() {
+    // Nothing listens yet: the client retries until the server comes up.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let connecting = tokio::spawn({
+        let endpoint = endpoint.clone();
+        async move { OipClient::connect(&endpoint, NAME, SIDE, SIDE, ClientOptions::default()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let server = Server::bind(&format!("127.0.0.1:{port}"), settings(64, 32 << 20)).await.expect("bind");
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    let client = connecting.await.expect("join").expect("connected after retries");
+    assert_eq!(client.detect_many(&[&vec![0u8; 300 * 300 * 3]]).await.expect("detect").len(), 1);
+
+    let err =
+        OipClient::connect(&endpoint, NAME, 320, 320, ClientOptions::default()).await.expect_err("fails");
+    assert!(matches!(err, OipError::Mismatch { .. }), "{err}");
+    assert!(err.to_string().contains("[-1, 300, 300, 3]"), "{err}");
+    let started = Instant::now();
+    let err =
+        OipClient::connect(&endpoint, "nope", SIDE, SIDE, ClientOptions::default()).await.expect_err("fails");
+    assert!(matches!(err, OipError::Status { status: 404, .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "a 404 is not retried");
+    let _ = tx.send(());
+    task.await.expect("join").expect("clean stop");
+
+    let opts = ClientOptions { retry_budget: Duration::from_millis(800), ..ClientOptions::default() };
+    let started = Instant::now();
+    let err = OipClient::connect(&endpoint, NAME, SIDE, SIDE, opts).await.expect_err("fails");
+    assert!(matches!(err, OipError::GaveUp { attempts, .. } if attempts > 1), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "the retry budget bounds the wait");
+}
+
+#[test]
+fn device_cuda_fails_clearly_and_exits_non_zero() {
+    let lib = ort_lib();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_labeljob"))
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--device", "cuda"])
+        .env("ORT_DYLIB_PATH", &lib)
+        .env("LABELJOB_MODELS_DIR", repo().join("models"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn labeljob serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("labeljob serve --device cuda kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read");
+    assert!(!status.success(), "exit status {status}");
+    assert!(stderr.contains("cuda"), "stderr: {stderr}");
+}
