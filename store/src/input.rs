@@ -1,0 +1,280 @@
+//! The input side of a LabelJob: list `spec.input` once into manifest entries and fetch
+//! single images.
+//!
+//! Two kinds of input:
+//! - a store prefix (`file://`, `s3://`, `gs://`, `az://`): every object under it, keys
+//!   relative to the prefix;
+//! - an `http(s)://` URL of a text file listing one image URL per line (blank lines and lines
+//!   starting with `#` ignored; relative URLs resolve against the list's URL; duplicates
+//!   dropped). Key and URI of an entry are the image URL.
+//!
+//! Filters: `include` / `exclude` are globs where `*` and `?` stay within one path segment
+//! and `**` spans segments (`photos/**/*.jpg`), case-sensitive. They match the key of store
+//! objects, and the URL's path (no leading `/`, no query) for URL lists. No `include` means:
+//! store keys ending in .jpg .jpeg .png .webp .bmp (any case); for URL lists every listed URL.
+//! The listing is sorted by key and cut to `maxImages`; ids are positions.
+
+use bytes::Bytes;
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use labeljob_api::v1alpha1::InputSpec;
+use tracing::{debug, warn};
+
+use crate::retry::HttpClient;
+use crate::{Location, ManifestEntry, Result, RetryPolicy, StoreError, StoreOptions};
+
+/// File name extensions taken as images when no `include` is given (compared lower-cased).
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
+
+/// Where the images come from.
+#[derive(Clone, Debug)]
+enum Source {
+    Store(Location),
+    UrlList(url::Url),
+}
+
+/// Which keys are taken.
+#[derive(Clone, Debug)]
+struct KeyFilter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    /// Without `include`: require an image extension (store listings) or take all (URL lists).
+    extensions_by_default: bool,
+}
+
+impl KeyFilter {
+    fn new(include: &[String], exclude: &[String], extensions_by_default: bool) -> Result<Self> {
+        Ok(Self { include: glob_set(include)?, exclude: glob_set(exclude)?, extensions_by_default })
+    }
+
+    fn matches(&self, key: &str) -> bool {
+        let included = match &self.include {
+            Some(set) => set.is_match(key),
+            None => !self.extensions_by_default || has_image_extension(key),
+        };
+        included && !self.exclude.as_ref().is_some_and(|set| set.is_match(key))
+    }
+}
+
+fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob_err = |source| StoreError::Glob { pattern: pattern.clone(), source };
+        builder.add(GlobBuilder::new(pattern).literal_separator(true).build().map_err(glob_err)?);
+    }
+    let set = builder.build().map_err(|source| StoreError::Glob { pattern: patterns.join(", "), source })?;
+    Ok(Some(set))
+}
+
+/// Whether `key` ends in one of [`IMAGE_EXTENSIONS`], in any case.
+pub fn has_image_extension(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty() && IMAGE_EXTENSIONS.iter().any(|e| ext.eq_ignore_ascii_case(e))
+    })
+}
+
+/// The input of a LabelJob, ready to list and fetch.
+#[derive(Clone, Debug)]
+pub struct InputSource {
+    source: Source,
+    filter: KeyFilter,
+    max_images: Option<u64>,
+    http: HttpClient,
+}
+
+impl InputSource {
+    /// An input configured from the process environment.
+    pub fn new(spec: &InputSpec) -> Result<InputSource> {
+        Self::with_options(spec, &StoreOptions::default())
+    }
+
+    /// An input with explicit store options (credentials, retry policy).
+    pub fn with_options(spec: &InputSpec, options: &StoreOptions) -> Result<InputSource> {
+        let uri = spec.uri.as_str();
+        let (source, extensions_by_default) = if uri.starts_with("http://") || uri.starts_with("https://") {
+            let url =
+                url::Url::parse(uri).map_err(|source| StoreError::Url { uri: uri.to_string(), source })?;
+            (Source::UrlList(url), false)
+        } else {
+            (Source::Store(Location::parse_with(uri, options)?), true)
+        };
+        Ok(InputSource {
+            source,
+            filter: KeyFilter::new(&spec.include, &spec.exclude, extensions_by_default)?,
+            max_images: spec.max_images,
+            http: HttpClient::new(options.retry.clone())?,
+        })
+    }
+
+    /// The input URI (normalised for stores).
+    pub fn uri(&self) -> &str {
+        match &self.source {
+            Source::Store(location) => location.uri(),
+            Source::UrlList(url) => url.as_str(),
+        }
+    }
+
+    /// The store location, unless the input is a URL list.
+    pub fn location(&self) -> Option<&Location> {
+        match &self.source {
+            Source::Store(location) => Some(location),
+            Source::UrlList(_) => None,
+        }
+    }
+
+    /// The retry policy used for downloads.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        self.http.policy()
+    }
+
+    /// List the input: filtered, sorted by key, cut to `maxImages`, ids = positions.
+    pub async fn list(&self) -> Result<Vec<ManifestEntry>> {
+        let mut entries: Vec<ManifestEntry> = match &self.source {
+            Source::Store(location) => self.list_store(location).await?,
+            Source::UrlList(url) => self.list_urls(url).await?,
+        };
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries.dedup_by(|a, b| a.key == b.key);
+        if let Some(max) = self.max_images {
+            entries.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        }
+        for (id, entry) in entries.iter_mut().enumerate() {
+            entry.id = id as u64;
+        }
+        debug!(uri = self.uri(), images = entries.len(), "listed input");
+        Ok(entries)
+    }
+
+    async fn list_store(&self, location: &Location) -> Result<Vec<ManifestEntry>> {
+        if let Some(dir) = location.local_dir() {
+            // a missing local input directory is an error, not an empty job
+            if !tokio::fs::try_exists(dir).await.unwrap_or(false) {
+                return Err(StoreError::NotFound { uri: location.uri().to_string() });
+            }
+        }
+        let objects = location.list("").await?;
+        Ok(objects
+            .into_iter()
+            .filter(|o| self.filter.matches(&o.key))
+            .map(|o| ManifestEntry {
+                id: 0,
+                uri: location.child_uri(&o.key),
+                key: o.key,
+                size: Some(o.size),
+                etag: o.etag,
+            })
+            .collect())
+    }
+
+    async fn list_urls(&self, list: &url::Url) -> Result<Vec<ManifestEntry>> {
+        let body = self.http.get(list.as_str()).await?;
+        let urls = parse_url_list(list, &String::from_utf8_lossy(&body))?;
+        Ok(urls
+            .into_iter()
+            .filter(|u| self.filter.matches(u.path().trim_start_matches('/')))
+            .map(|u| ManifestEntry { id: 0, key: u.to_string(), uri: u.to_string(), size: None, etag: None })
+            .collect())
+    }
+
+    /// The bytes of one image. Transient failures are retried per the retry policy (by
+    /// object_store's client for cloud stores); [`StoreError::NotFound`] is returned at once.
+    pub async fn fetch(&self, entry: &ManifestEntry) -> Result<Bytes> {
+        let bytes = match &self.source {
+            Source::Store(location) => location.get(&entry.key).await?,
+            Source::UrlList(_) => self.http.get(&entry.uri).await?,
+        };
+        if let Some(size) = entry.size.filter(|s| *s != bytes.len() as u64) {
+            warn!(uri = entry.uri, planned = size, fetched = bytes.len(), "image changed since planning");
+        }
+        Ok(bytes)
+    }
+}
+
+/// Parse a URL list: one URL per line, `#` comment lines and blank lines ignored, relative
+/// URLs resolved against `list`; only http(s) URLs. Errors name the 1-based line.
+pub fn parse_url_list(list: &url::Url, text: &str) -> Result<Vec<url::Url>> {
+    let mut urls = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line_err = |source| StoreError::UrlListLine {
+            list: list.to_string(),
+            line: index + 1,
+            text: line.to_string(),
+            source,
+        };
+        let url = list.join(line).map_err(|e| line_err(Some(e)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(line_err(None));
+        }
+        urls.push(url);
+    }
+    Ok(urls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_extensions_any_case() {
+        for key in ["a.jpg", "x/b.JPEG", "c.Png", "d/e/f.webp", "g.BMP"] {
+            assert!(has_image_extension(key), "{key}");
+        }
+        for key in ["a.gif", "b.jpg.txt", "jpg", "dir.jpg/readme", ".jpg", "x/.png", "noext"] {
+            assert!(!has_image_extension(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn globs_stay_within_segments_unless_double_star() {
+        let f = KeyFilter::new(&["*.jpg".into()], &[], true).expect("filter");
+        assert!(f.matches("a.jpg"));
+        assert!(!f.matches("sub/a.jpg"));
+        let f = KeyFilter::new(&["**/*.jpg".into()], &["**/skip/**".into()], true).expect("filter");
+        assert!(f.matches("a.jpg") && f.matches("x/y/a.jpg"));
+        assert!(!f.matches("x/skip/a.jpg"));
+        assert!(!f.matches("a.JPG"), "user globs are case-sensitive");
+    }
+
+    #[test]
+    fn exclude_applies_to_default_include() {
+        let f = KeyFilter::new(&[], &["thumbs/**".into()], true).expect("filter");
+        assert!(f.matches("photos/a.jpg"));
+        assert!(!f.matches("thumbs/a.jpg"));
+        assert!(!f.matches("photos/a.txt"));
+        let urls = KeyFilter::new(&[], &[], false).expect("filter");
+        assert!(urls.matches("render/12345"), "URL lists take every URL by default");
+    }
+
+    #[test]
+    fn invalid_glob_is_reported() {
+        let err = KeyFilter::new(&["a[".into()], &[], true).expect_err("bad glob");
+        assert!(matches!(&err, StoreError::Glob { pattern, .. } if pattern == "a["), "{err:?}");
+    }
+
+    #[test]
+    fn url_list_parsing() {
+        let list = url::Url::parse("https://example.org/sets/list.txt").expect("url");
+        let text = "# photos\n\nhttps://cdn.example.org/a.jpg\n  b/c.png  \n/abs/d.webp\r\n#x\n";
+        let urls: Vec<String> =
+            parse_url_list(&list, text).expect("parse").iter().map(|u| u.to_string()).collect();
+        assert_eq!(
+            urls,
+            vec![
+                "https://cdn.example.org/a.jpg",
+                "https://example.org/sets/b/c.png",
+                "https://example.org/abs/d.webp"
+            ]
+        );
+        let err = parse_url_list(&list, "https://h/a.jpg\n\nftp://h/b.jpg\n").expect_err("ftp");
+        assert!(matches!(err, StoreError::UrlListLine { line: 3, source: None, .. }), "{err:?}");
+        let err = parse_url_list(&list, "http://[::1/a.jpg").expect_err("bad url");
+        assert!(matches!(err, StoreError::UrlListLine { line: 1, source: Some(_), .. }), "{err:?}");
+    }
+}

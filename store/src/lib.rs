@@ -1,0 +1,173 @@
+//! LabelJob storage: where images come from and where results go.
+//!
+//! - [`Location`]: one prefix in object storage (`file://`, `s3://`, `gs://`, `az://`) with
+//!   atomic `put`, race-free `put_if_absent`, multipart `put_file`, sorted `list`.
+//! - [`InputSource`]: the input side of a LabelJob — a store prefix or an `http(s)://` URL
+//!   list — listed with the job's globs into [`ManifestEntry`]s and fetched with retries.
+//! - [`manifest`]: the frozen input listing (`manifest.jsonl`) and contiguous shard ranges.
+//! - [`layout`]: the object keys of the output prefix.
+//! - [`progress`]: per-shard progress objects, written by workers and read by the operator.
+//! - [`plan()`]: freeze the input listing once per output prefix.
+//!
+//! All fallible functions return [`StoreError`].
+
+pub mod input;
+pub mod layout;
+pub mod location;
+pub mod manifest;
+pub mod plan;
+pub mod progress;
+pub mod retry;
+
+pub use input::InputSource;
+pub use location::{Location, ObjectInfo, StoreOptions};
+pub use manifest::{Manifest, ManifestEntry, shard_range};
+pub use plan::plan;
+pub use progress::{ShardProgress, read_progress, write_progress};
+pub use retry::RetryPolicy;
+
+/// Install the `ring` rustls crypto provider for this process (reqwest is built with
+/// `rustls-no-provider`). Idempotent: a provider installed earlier, by this function or
+/// anyone else, is kept.
+pub fn init_crypto() {
+    // Err means a provider is already installed, which is what we want.
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URI is not one of the supported forms.
+    #[error("invalid storage URI {uri:?}: {reason}")]
+    InvalidUri {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The URI could not be parsed as a URL.
+    #[error("invalid URL {uri:?}")]
+    Url {
+        /// The URI as given.
+        uri: String,
+        /// The parser's error.
+        #[source]
+        source: url::ParseError,
+    },
+    /// A key (relative path) is not a valid object path (empty segment, `.` or `..`, …).
+    #[error("invalid object key {key:?}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// Why object_store refused it.
+        #[source]
+        source: object_store::path::Error,
+    },
+    /// Building the object store client for a URI failed (missing bucket, bad config).
+    #[error("cannot configure object store for {uri}")]
+    Configure {
+        /// The location's URI.
+        uri: String,
+        /// The builder's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// The object (or the HTTP resource) does not exist.
+    #[error("not found: {uri}")]
+    NotFound {
+        /// Full URI of the missing object.
+        uri: String,
+    },
+    /// An object store operation failed.
+    #[error("{op} {uri} failed")]
+    ObjectStore {
+        /// The operation (`get`, `put`, `list`, …).
+        op: &'static str,
+        /// Full URI of the object or prefix.
+        uri: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A local file could not be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The local path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// An HTTP request failed (connect, timeout, body).
+    #[error("GET {url} failed")]
+    Http {
+        /// The URL.
+        url: String,
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An HTTP request returned an unexpected status.
+    #[error("GET {url}: HTTP {status}")]
+    HttpStatus {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// A line of a URL list is not a usable http(s) URL.
+    #[error("{list}: line {line}: invalid image URL {text:?}")]
+    UrlListLine {
+        /// The URL list's URL.
+        list: String,
+        /// 1-based line number.
+        line: usize,
+        /// The line's text.
+        text: String,
+        /// The parser's error, when it was a parse error (not a wrong scheme).
+        #[source]
+        source: Option<url::ParseError>,
+    },
+    /// An include or exclude glob is invalid.
+    #[error("invalid glob {pattern:?}")]
+    Glob {
+        /// The pattern.
+        pattern: String,
+        /// globset's error.
+        #[source]
+        source: globset::Error,
+    },
+    /// A line of `manifest.jsonl` is not a valid entry.
+    #[error("manifest line {line}: {problem}")]
+    ManifestLine {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        problem: &'static str,
+        /// The JSON error, when the line did not parse.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    /// A JSON object in the store could not be parsed or written.
+    #[error("invalid JSON in {uri}")]
+    Json {
+        /// Full URI of the object.
+        uri: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether this error means the object or resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound { .. })
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,457 @@
+//! [`Location`]: one prefix in object storage, addressed by relative keys.
+//!
+//! `file:///abs/dir`, `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`
+//! (or `azure://`) parse into an object_store client plus a prefix. Cloud clients are configured
+//! from the process environment (`AWS_*`: static keys, IRSA web identity, EKS Pod Identity,
+//! IMDS; `GOOGLE_*`; `AZURE_*`) and/or explicit variables ([`StoreOptions`]), e.g. the keys of
+//! a LabelJob's credentials Secret read by the operator. For S3 with an endpoint set
+//! (`AWS_ENDPOINT_URL[_S3]`, `AWS_ENDPOINT`) requests are path-style and an `http://` endpoint
+//! allows plain HTTP unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` / `AWS_ALLOW_HTTP` say otherwise.
+//! Request/connect timeouts and retries come from [`StoreOptions::retry`] unless the
+//! environment sets `*_TIMEOUT` / `*_CONNECT_TIMEOUT`.
+//!
+//! Writes are atomic (readers never see a partial object): object stores are atomic per
+//! PUT, and `file://` (object_store's `LocalFileSystem`) writes a staging file and renames it.
+//! [`Location::put_if_absent`] is `PutMode::Create`: `If-None-Match: *` on S3, a hard link
+//! on `file://`; exactly one of concurrent writers wins.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+use crate::{Result, RetryPolicy, StoreError, init_crypto};
+
+/// Files at least this large go up as multipart uploads, in parts of this size.
+pub const MULTIPART_PART_SIZE: usize = 10 * 1024 * 1024;
+/// Parts of one multipart upload in flight at once.
+const MULTIPART_CONCURRENCY: usize = 4;
+
+/// How cloud clients are configured.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// Environment-style variables (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_…`,
+    /// `AZURE_…`) that take precedence over the process environment.
+    pub vars: BTreeMap<String, String>,
+    /// Ignore the process environment: configure from `vars` alone.
+    pub ignore_process_env: bool,
+    /// Retries of cloud requests.
+    pub retry: RetryPolicy,
+}
+
+impl StoreOptions {
+    /// Options from these variables only (the process environment is not read).
+    pub fn from_vars<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self {
+            vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            ignore_process_env: true,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// A variable from `vars`, else (unless ignored) from the process environment.
+    fn lookup(&self, key: &str) -> Option<String> {
+        self.vars.get(key).cloned().or_else(|| match self.ignore_process_env {
+            true => None,
+            false => std::env::var(key).ok(),
+        })
+    }
+
+    /// Request and connect timeouts from the retry policy, for the client keys the
+    /// environment (`{prefix}TIMEOUT`, `{prefix}CONNECT_TIMEOUT`) does not set.
+    fn timeouts(&self, prefix: &str) -> Vec<(ClientConfigKey, String)> {
+        let policy = &self.retry;
+        [
+            ("TIMEOUT", ClientConfigKey::Timeout, policy.request_timeout),
+            ("CONNECT_TIMEOUT", ClientConfigKey::ConnectTimeout, policy.connect_timeout),
+        ]
+        .into_iter()
+        .filter(|(name, _, _)| self.lookup(&format!("{prefix}{name}")).is_none())
+        .map(|(_, key, value)| (key, format!("{}ms", value.as_millis())))
+        .collect()
+    }
+
+    /// The explicit variables whose name starts with `prefix`, lower-cased (object_store keys).
+    fn vars_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, &'a str)> + 'a {
+        self.vars
+            .iter()
+            .filter(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+    }
+}
+
+/// Metadata of one object, its key relative to the [`Location`] it was listed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the location (`images/a.jpg`), `/`-separated.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The store's entity tag (opaque; S3 keeps its quotes).
+    pub etag: Option<String>,
+}
+
+/// A prefix in object storage.
+#[derive(Clone, Debug)]
+pub struct Location {
+    uri: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    local_dir: Option<std::path::PathBuf>,
+}
+
+impl Location {
+    /// Parse a location URI, configuring cloud clients from the process environment.
+    pub fn parse(uri: &str) -> Result<Location> {
+        Self::parse_with(uri, &StoreOptions::default())
+    }
+
+    /// Parse a location URI with explicit client options.
+    pub fn parse_with(uri: &str, options: &StoreOptions) -> Result<Location> {
+        let invalid = |reason| StoreError::InvalidUri { uri: uri.to_string(), reason };
+        let (scheme, rest) = uri.split_once("://").ok_or_else(|| invalid("missing scheme://"))?;
+        if scheme == "file" {
+            return Self::parse_file(uri);
+        }
+        let rest = rest.trim_end_matches('/');
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(invalid("missing bucket or container name"));
+        }
+        let prefix = Path::parse(prefix)
+            .map_err(|source| StoreError::InvalidKey { key: prefix.to_string(), source })?;
+        init_crypto();
+        let configure = |source| StoreError::Configure { uri: uri.to_string(), source };
+        let store: Arc<dyn ObjectStore> = match scheme {
+            "s3" | "s3a" => Arc::new(s3_builder(bucket, options).build().map_err(configure)?),
+            "gs" => Arc::new(gcs_builder(bucket, options).build().map_err(configure)?),
+            "az" | "azure" => Arc::new(azure_builder(bucket, options).build().map_err(configure)?),
+            _ => return Err(invalid("scheme must be file, s3, gs, az or azure")),
+        };
+        let scheme = if scheme == "azure" { "az" } else { scheme };
+        let uri = match prefix.as_ref() {
+            "" => format!("{scheme}://{bucket}"),
+            p => format!("{scheme}://{bucket}/{p}"),
+        };
+        Ok(Location { uri, store, prefix, local_dir: None })
+    }
+
+    fn parse_file(uri: &str) -> Result<Location> {
+        let invalid = |reason| StoreError::InvalidUri { uri: uri.to_string(), reason };
+        let url = url::Url::parse(uri).map_err(|source| StoreError::Url { uri: uri.to_string(), source })?;
+        let dir = url.to_file_path().map_err(|()| invalid("file:// needs an absolute local path"))?;
+        let prefix = Path::from_absolute_path(&dir)
+            .map_err(|source| StoreError::InvalidKey { key: dir.display().to_string(), source })?;
+        if prefix.as_ref().is_empty() {
+            return Err(invalid("the root directory cannot be a location"));
+        }
+        Ok(Location {
+            uri: format!("file:///{}", prefix.as_ref()),
+            store: Arc::new(LocalFileSystem::new()),
+            prefix,
+            local_dir: Some(dir),
+        })
+    }
+
+    /// The location's URI, normalised (no trailing `/`).
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The full URI of `rel` under this location.
+    pub fn child_uri(&self, rel: &str) -> String {
+        format!("{}/{}", self.uri, rel.trim_start_matches('/'))
+    }
+
+    /// For `file://` locations, the local directory.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.local_dir.as_deref()
+    }
+
+    /// The underlying object_store client (paths from [`Location::object_path`]).
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The object_store path of `rel`; `..`, `.` and empty segments are refused.
+    pub fn object_path(&self, rel: &str) -> Result<Path> {
+        let rel = rel.trim_matches('/');
+        let joined = match (self.prefix.as_ref(), rel) {
+            (p, "") => p.to_string(),
+            ("", r) => r.to_string(),
+            (p, r) => format!("{p}/{r}"),
+        };
+        Path::parse(joined).map_err(|source| StoreError::InvalidKey { key: rel.to_string(), source })
+    }
+
+    /// The key of `path` relative to this location, if it lies under it.
+    fn key_of(&self, path: &Path) -> Option<String> {
+        let parts: Vec<_> = path.prefix_match(&self.prefix)?.collect();
+        Some(parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/"))
+    }
+
+    fn store_err(&self, op: &'static str, rel: &str, source: object_store::Error) -> StoreError {
+        match source {
+            object_store::Error::NotFound { .. } => StoreError::NotFound { uri: self.child_uri(rel) },
+            source => StoreError::ObjectStore { op, uri: self.child_uri(rel), source },
+        }
+    }
+
+    /// The bytes of `rel`; [`StoreError::NotFound`] when it does not exist.
+    pub async fn get(&self, rel: &str) -> Result<Bytes> {
+        let path = self.object_path(rel)?;
+        let result = self.store.get(&path).await.map_err(|e| self.store_err("get", rel, e))?;
+        result.bytes().await.map_err(|e| self.store_err("get", rel, e))
+    }
+
+    /// The bytes of `rel`, or `None` when it does not exist.
+    pub async fn get_opt(&self, rel: &str) -> Result<Option<Bytes>> {
+        match self.get(rel).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Size and etag of `rel`; [`StoreError::NotFound`] when it does not exist.
+    pub async fn head(&self, rel: &str) -> Result<ObjectInfo> {
+        let path = self.object_path(rel)?;
+        let meta = self.store.head(&path).await.map_err(|e| self.store_err("head", rel, e))?;
+        Ok(ObjectInfo { key: rel.trim_matches('/').to_string(), size: meta.size, etag: meta.e_tag })
+    }
+
+    /// Write `rel`, replacing any previous object, atomically.
+    pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        let path = self.object_path(rel)?;
+        self.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| self.store_err("put", rel, e))?;
+        Ok(())
+    }
+
+    /// Write `rel` only if it does not exist yet: `true` when this call created it, `false`
+    /// when it already existed (nothing written). Race-free between concurrent writers.
+    pub async fn put_if_absent(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let path = self.object_path(rel)?;
+        let opts = PutMode::Create.into();
+        match self.store.put_opts(&path, PutPayload::from(bytes), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(false)
+            }
+            Err(e) => Err(self.store_err("put_if_absent", rel, e)),
+        }
+    }
+
+    /// Upload the local file `local` to `rel`, as a multipart upload when it is at least
+    /// [`MULTIPART_PART_SIZE`] bytes (memory: a few parts). Returns the bytes uploaded.
+    pub async fn put_file(&self, rel: &str, local: &std::path::Path) -> Result<u64> {
+        let io_err = |source| StoreError::Io { path: local.to_path_buf(), source };
+        let mut file = tokio::fs::File::open(local).await.map_err(io_err)?;
+        let size = file.metadata().await.map_err(io_err)?.len();
+        if size < MULTIPART_PART_SIZE as u64 {
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf).await.map_err(io_err)?;
+            let len = buf.len() as u64;
+            self.put(rel, Bytes::from(buf)).await?;
+            return Ok(len);
+        }
+        let path = self.object_path(rel)?;
+        let upload = self.store.put_multipart(&path).await.map_err(|e| self.store_err("put_file", rel, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_SIZE);
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut sent = 0u64;
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(source) => {
+                    let _ = writer.abort().await;
+                    return Err(io_err(source));
+                }
+            };
+            if let Err(e) = writer.wait_for_capacity(MULTIPART_CONCURRENCY).await {
+                let _ = writer.abort().await;
+                return Err(self.store_err("put_file", rel, e));
+            }
+            writer.write(&buf[..n]);
+            sent += n as u64;
+        }
+        writer.finish().await.map_err(|e| self.store_err("put_file", rel, e))?;
+        Ok(sent)
+    }
+
+    /// The objects under `rel_prefix` (a directory-like prefix: `""` for everything,
+    /// `progress/` or `progress`), keys relative to this location, sorted by key.
+    pub async fn list(&self, rel_prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let path = self.object_path(rel_prefix)?;
+        let prefix = if path.as_ref().is_empty() { None } else { Some(&path) };
+        let metas: Vec<_> = match self.store.list(prefix).try_collect().await {
+            Ok(metas) => metas,
+            // a missing local directory lists as empty, like an unused cloud prefix
+            Err(object_store::Error::NotFound { .. }) if self.local_dir.is_some() => Vec::new(),
+            Err(e) => return Err(self.store_err("list", rel_prefix, e)),
+        };
+        let mut objects: Vec<ObjectInfo> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = self.key_of(&m.location)?;
+                Some(ObjectInfo { key, size: m.size, etag: m.e_tag })
+            })
+            .collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// Delete `rel`; deleting a missing object succeeds.
+    pub async fn delete(&self, rel: &str) -> Result<()> {
+        let path = self.object_path(rel)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_err("delete", rel, e)),
+        }
+    }
+}
+
+/// S3: the environment, explicit variables, path-style and HTTP for custom endpoints.
+fn s3_builder(bucket: &str, options: &StoreOptions) -> AmazonS3Builder {
+    let mut b = if options.ignore_process_env { AmazonS3Builder::new() } else { AmazonS3Builder::from_env() };
+    for (key, value) in options.timeouts("AWS_") {
+        b = b.with_config(AmazonS3ConfigKey::Client(key), value);
+    }
+    for (key, value) in options.vars_with_prefix("AWS_") {
+        if let Ok(key) = key.parse::<AmazonS3ConfigKey>() {
+            b = b.with_config(key, value);
+        }
+    }
+    let endpoint =
+        ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"].iter().find_map(|k| options.lookup(k));
+    if let Some(endpoint) = endpoint {
+        if options.lookup("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_none() {
+            b = b.with_virtual_hosted_style_request(false);
+        }
+        if endpoint.starts_with("http://") && options.lookup("AWS_ALLOW_HTTP").is_none() {
+            b = b.with_allow_http(true);
+        }
+    }
+    b.with_url(format!("s3://{bucket}")).with_retry(options.retry.object_store_config())
+}
+
+/// GCS: `GOOGLE_*` (service account file/key, application credentials) or the metadata server.
+fn gcs_builder(bucket: &str, options: &StoreOptions) -> GoogleCloudStorageBuilder {
+    let mut b = match options.ignore_process_env {
+        true => GoogleCloudStorageBuilder::new(),
+        false => GoogleCloudStorageBuilder::from_env(),
+    };
+    for (key, value) in options.timeouts("GOOGLE_") {
+        b = b.with_config(GoogleConfigKey::Client(key), value);
+    }
+    for (key, value) in options.vars_with_prefix("GOOGLE_") {
+        if let Ok(key) = key.parse::<GoogleConfigKey>() {
+            b = b.with_config(key, value);
+        }
+    }
+    b.with_url(format!("gs://{bucket}")).with_retry(options.retry.object_store_config())
+}
+
+/// Azure Blob: `AZURE_*` (account name/key, SAS, client secret, federated token file).
+fn azure_builder(container: &str, options: &StoreOptions) -> MicrosoftAzureBuilder {
+    let mut b = match options.ignore_process_env {
+        true => MicrosoftAzureBuilder::new(),
+        false => MicrosoftAzureBuilder::from_env(),
+    };
+    for (key, value) in options.timeouts("AZURE_") {
+        b = b.with_config(AzureConfigKey::Client(key), value);
+    }
+    for (key, value) in options.vars_with_prefix("AZURE_") {
+        if let Ok(key) = key.parse::<AzureConfigKey>() {
+            b = b.with_config(key, value);
+        }
+    }
+    b.with_url(format!("az://{container}")).with_retry(options.retry.object_store_config())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> StoreOptions {
+        StoreOptions::from_vars(Vec::<(String, String)>::new())
+    }
+
+    #[test]
+    fn cloud_uris_normalise() {
+        let s3 = StoreOptions::from_vars([
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ]);
+        let cases = [
+            ("s3://bucket", "s3://bucket", &s3),
+            ("s3://bucket/", "s3://bucket", &s3),
+            ("s3://bucket/a/b/", "s3://bucket/a/b", &s3),
+            ("gs://bucket/x", "gs://bucket/x", &no_env()),
+        ];
+        for (uri, normalised, options) in cases {
+            let loc = Location::parse_with(uri, options).expect(uri);
+            assert_eq!(loc.uri(), normalised);
+            assert_eq!(loc.child_uri("k.json"), format!("{normalised}/k.json"));
+            assert!(loc.local_dir().is_none());
+        }
+        let loc = Location::parse_with("s3://bucket/a", &s3).expect("s3");
+        assert_eq!(loc.object_path("b/c.jpg").expect("path").as_ref(), "a/b/c.jpg");
+        assert_eq!(loc.object_path("").expect("path").as_ref(), "a");
+    }
+
+    #[test]
+    fn azure_needs_an_account_and_accepts_both_schemes() {
+        let err = Location::parse_with("az://container/p", &no_env()).expect_err("no account");
+        assert!(matches!(err, StoreError::Configure { .. }), "{err:?}");
+        let opts = StoreOptions::from_vars([
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "c2VjcmV0"),
+        ]);
+        for uri in ["az://container/p", "azure://container/p/"] {
+            let loc = Location::parse_with(uri, &opts).expect(uri);
+            assert_eq!(loc.uri(), "az://container/p");
+        }
+    }
+
+    #[test]
+    fn explicit_vars_win_over_the_process_environment() {
+        let mut opts = StoreOptions::from_vars([("PATH", "from-vars")]);
+        assert_eq!(opts.lookup("PATH").as_deref(), Some("from-vars"));
+        assert_eq!(opts.lookup("LABELJOB_SURELY_UNSET_VARIABLE"), None);
+        opts.vars.clear();
+        assert_eq!(opts.lookup("PATH"), None, "process environment ignored");
+        opts.ignore_process_env = false;
+        assert_eq!(opts.lookup("PATH"), std::env::var("PATH").ok());
+    }
+
+    #[test]
+    fn timeouts_come_from_the_policy_unless_set() {
+        let opts = no_env();
+        let t = opts.timeouts("AWS_");
+        assert_eq!(t.len(), 2);
+        assert!(t.contains(&(ClientConfigKey::Timeout, "120000ms".to_string())));
+        assert!(t.contains(&(ClientConfigKey::ConnectTimeout, "10000ms".to_string())));
+        let opts = StoreOptions::from_vars([("AWS_TIMEOUT", "5s")]);
+        assert_eq!(opts.timeouts("AWS_"), vec![(ClientConfigKey::ConnectTimeout, "10000ms".to_string())]);
+    }
+
+    #[test]
+    fn file_locations_keep_their_directory() {
+        let loc = Location::parse("file:///var/data/images/").expect("file");
+        assert_eq!(loc.uri(), "file:///var/data/images");
+        assert_eq!(loc.local_dir(), Some(std::path::Path::new("/var/data/images/")));
+        assert_eq!(loc.object_path("a/b.jpg").expect("path").as_ref(), "var/data/images/a/b.jpg");
+        assert_eq!(loc.key_of(&Path::from("var/data/images/a/b.jpg")).as_deref(), Some("a/b.jpg"));
+        assert_eq!(loc.key_of(&Path::from("var/data/other/b.jpg")), None);
+    }
+}

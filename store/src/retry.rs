@@ -1,0 +1,179 @@
+//! Retries and HTTP: one [`RetryPolicy`] (bounded tries, exponential backoff, bounded
+//! timeouts) used for `http(s)://` downloads by [`HttpClient`] and handed to object_store's
+//! own retry loop for cloud stores, so that both sides of the input behave alike.
+//!
+//! Transient: connect errors, timeouts, broken bodies, HTTP 408, 429 and 5xx. Not retried:
+//! 404/410 (→ [`StoreError::NotFound`]) and every other status.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use tracing::warn;
+
+use crate::{Result, StoreError, init_crypto};
+
+/// How often and how patiently a download is retried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, including the first (at least 1).
+    pub max_tries: u32,
+    /// Wait after the first failure; doubles after each further failure.
+    pub initial_backoff: Duration,
+    /// Upper bound of one wait.
+    pub max_backoff: Duration,
+    /// Limit on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit on one whole request, body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_tries: 4,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt number `failures` (1 for the first failure):
+    /// `initial_backoff * 2^(failures-1)`, capped at `max_backoff`.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let exponent = failures.saturating_sub(1).min(20);
+        self.initial_backoff.saturating_mul(1 << exponent).min(self.max_backoff)
+    }
+
+    /// The same policy for object_store's internal retry loop (cloud stores).
+    pub(crate) fn object_store_config(&self) -> object_store::RetryConfig {
+        // the sum of all waits plus one request timeout per try bounds the whole operation
+        let waits: Duration = (1..self.max_tries).map(|n| self.backoff(n)).sum();
+        object_store::RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: self.initial_backoff,
+                max_backoff: self.max_backoff,
+                base: 2.0,
+            },
+            max_retries: self.max_tries.saturating_sub(1) as usize,
+            retry_timeout: waits + self.request_timeout * self.max_tries.max(1),
+        }
+    }
+}
+
+/// Whether an HTTP status is worth another try.
+pub fn is_transient_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..=599).contains(&status)
+}
+
+/// Whether an error of this crate is worth another try.
+pub fn is_transient(err: &StoreError) -> bool {
+    match err {
+        StoreError::HttpStatus { status, .. } => is_transient_status(*status),
+        StoreError::Http { source, .. } => {
+            source.is_connect() || source.is_timeout() || source.is_body() || source.is_request()
+        }
+        _ => false,
+    }
+}
+
+/// An HTTP client with bounded timeouts that retries transient failures.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+}
+
+impl HttpClient {
+    /// Build a client; installs the rustls crypto provider if none is installed.
+    pub fn new(policy: RetryPolicy) -> Result<Self> {
+        init_crypto();
+        let client = reqwest::Client::builder()
+            .connect_timeout(policy.connect_timeout)
+            .timeout(policy.request_timeout)
+            .user_agent(concat!("labeljob/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(StoreError::HttpClient)?;
+        Ok(Self { client, policy })
+    }
+
+    /// The retry policy in use.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// GET `url` and return the body, retrying transient failures per the policy.
+    /// 404 and 410 return [`StoreError::NotFound`] at once.
+    pub async fn get(&self, url: &str) -> Result<Bytes> {
+        let tries = self.policy.max_tries.max(1);
+        let mut failures = 0;
+        loop {
+            match self.get_once(url).await {
+                Ok(body) => return Ok(body),
+                Err(err) if failures + 1 < tries && is_transient(&err) => {
+                    failures += 1;
+                    let wait = self.policy.backoff(failures);
+                    warn!(url, error = %err, attempt = failures, ?wait, "transient HTTP failure, retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn get_once(&self, url: &str) -> Result<Bytes> {
+        let http_err = |source| StoreError::Http { url: url.to_string(), source };
+        let response = self.client.get(url).send().await.map_err(http_err)?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Err(StoreError::NotFound { uri: url.to_string() });
+        }
+        if !status.is_success() {
+            return Err(StoreError::HttpStatus { url: url.to_string(), status: status.as_u16() });
+        }
+        response.bytes().await.map_err(http_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            ..RetryPolicy::default()
+        };
+        let waits: Vec<u128> = (1..=6).map(|n| p.backoff(n).as_millis()).collect();
+        assert_eq!(waits, vec![100, 200, 400, 500, 500, 500]);
+        // absurd failure counts neither overflow nor exceed the cap
+        assert_eq!(p.backoff(u32::MAX), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn object_store_config_mirrors_policy() {
+        let p = RetryPolicy::default();
+        let c = p.object_store_config();
+        assert_eq!(c.max_retries, 3);
+        assert_eq!(c.backoff.init_backoff, p.initial_backoff);
+        assert_eq!(c.backoff.max_backoff, p.max_backoff);
+        assert!(c.retry_timeout >= p.request_timeout);
+    }
+
+    #[test]
+    fn transient_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_transient_status(s), "{s}");
+        }
+        for s in [200, 301, 400, 401, 403, 404, 410, 413] {
+            assert!(!is_transient_status(s), "{s}");
+        }
+        assert!(!is_transient(&StoreError::NotFound { uri: "x".into() }));
+        assert!(is_transient(&StoreError::HttpStatus { url: "x".into(), status: 503 }));
+    }
+}
