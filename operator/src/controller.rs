@@ -1,0 +1,197 @@
+//! The reconcile loop for `LabelJob`. [`reconcile`] wraps the pipeline in `finalizer()`:
+//! validate (pure) → observe (children, progress) → plan (pure: phase and wanted children) →
+//! build (pure) → apply (SSA, owner references) → status (SSA of the status subresource) →
+//! teardown (in `apply`) and TTL. Errors carry a category that becomes a Warning Event reason and a metric
+//! label; [`error_policy`] waits for a change on invalid specs and backs off otherwise.
+
+pub mod apply;
+pub mod build;
+pub mod observe;
+pub mod plan;
+pub mod status;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_lifecycle;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::DeleteParams;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, Client, Resource, ResourceExt};
+use labeljob_api::{LabelJob, Phase};
+
+pub use build::OperatorConfig;
+
+use crate::FINALIZER;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::progress::ProgressSource;
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Publishes Events about LabelJobs.
+    pub recorder: Recorder,
+    /// Controller metrics.
+    pub metrics: Arc<Metrics>,
+    /// Operator settings that shape the children.
+    pub config: OperatorConfig,
+    /// Reads shard progress from the output store.
+    pub progress: Arc<dyn ProgressSource>,
+    /// Consecutive failures per LabelJob (`namespace/name`), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for the controller.
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        config: OperatorConfig,
+        progress: Arc<dyn ProgressSource>,
+    ) -> Self {
+        Context { client, recorder, metrics, config, progress, failures: Mutex::default() }
+    }
+
+    async fn publish(&self, lj: &LabelJob, type_: EventType, reason: &str, action: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(crate::error::truncate(note, 1024)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &lj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+fn key(lj: &LabelJob) -> String {
+    format!("{}/{}", lj.namespace().unwrap_or_default(), lj.name_any())
+}
+
+/// Reconcile one LabelJob.
+#[tracing::instrument(skip(lj, ctx), fields(job = %key(&lj)))]
+pub async fn reconcile(lj: Arc<LabelJob>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let ns = lj.namespace().unwrap_or_default();
+    let api: Api<LabelJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let (api_ref, ctx_ref) = (&api, ctx.as_ref());
+    let result = finalizer(&api, FINALIZER, lj.clone(), |event| async move {
+        match event {
+            Finalizer::Apply(lj) => apply_labeljob(&lj, api_ref, ctx_ref).await,
+            Finalizer::Cleanup(lj) => cleanup(&lj, ctx_ref).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(started.elapsed());
+    match &result {
+        Ok(_) => {
+            if let Ok(mut f) = ctx.failures.lock() {
+                f.remove(&key(&lj));
+            }
+        }
+        Err(e) => {
+            ctx.metrics.failed(e.category());
+            tracing::warn!(error = %e, category = e.category(), "reconcile failed");
+            ctx.publish(&lj, EventType::Warning, e.category(), "Reconcile", e.note()).await;
+        }
+    }
+    result
+}
+
+/// After a failed pass: wait for a change when the spec is invalid, else back off
+/// exponentially (5 s doubling, at most 5 min).
+pub fn error_policy(lj: Arc<LabelJob>, err: &Error, ctx: Arc<Context>) -> Action {
+    if err.awaits_change() {
+        return Action::await_change();
+    }
+    let n = match ctx.failures.lock() {
+        Ok(mut f) => {
+            let n = f.entry(key(&lj)).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    Action::requeue(backoff(n))
+}
+
+/// Delay before retry `n` (1-based).
+pub fn backoff(n: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1u64 << n.saturating_sub(1).min(6));
+    Duration::from_secs(secs.min(300))
+}
+
+async fn apply_labeljob(lj: &LabelJob, api: &Api<LabelJob>, ctx: &Context) -> Result<Action> {
+    let now = Timestamp::now();
+    let v = match validate::validate(lj) {
+        Ok(v) => v,
+        Err(e) => {
+            if lj.namespace().is_some() {
+                status::patch(api, lj, &status::invalid(lj, &e, now)).await?;
+            }
+            ctx.metrics.set_phase(&key(lj), Some(Phase::Pending));
+            return Err(e.into());
+        }
+    };
+    let prev = lj.status.clone().unwrap_or_default();
+    let obs =
+        observe::observe(&ctx.client, ctx.progress.as_ref(), lj, &v, prev.manifest_digest.is_none()).await?;
+    let plan = plan::plan(&v, &prev, &obs, now);
+    let children = build::build(&v, &plan, &ctx.config).map_err(|e| match e {
+        build::BuildError::JobFile(s) => Error::Serialize(s),
+    })?;
+    apply::apply(&ctx.client, &v.namespace, children).await?;
+    let new_status = status::compute(&v, &prev, &obs, &plan, now);
+    // The terminal phase is recorded before any teardown, so a crash in between cannot make
+    // a finished job look new.
+    status::patch(api, lj, &new_status).await?;
+    ctx.metrics.set_phase(&key(lj), Some(plan.phase));
+
+    if prev.phase != Some(plan.phase) {
+        let from = prev.phase.map_or("none".to_string(), |p| p.to_string());
+        match &plan.failure {
+            Some(f) if plan.finished_now => {
+                ctx.publish(lj, EventType::Warning, f.reason, "Fail", f.message.clone()).await;
+            }
+            _ => {
+                let note = format!("phase {from} → {}", plan.phase);
+                ctx.publish(lj, EventType::Normal, &plan.phase.to_string(), "Transition", note).await;
+            }
+        }
+    }
+    if plan.teardown {
+        let n = apply::delete_children(&ctx.client, &v.namespace, &v.name).await?;
+        ctx.publish(lj, EventType::Normal, "TornDown", "Teardown", format!("deleted {n} children")).await;
+    }
+    if plan.expired {
+        tracing::info!("ttlSecondsAfterFinished elapsed: deleting the LabelJob");
+        api.delete(&v.name, &DeleteParams::background()).await.map_err(Error::DeleteExpired)?;
+        return Ok(Action::await_change());
+    }
+    Ok(plan.requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The LabelJob is being deleted: delete every child, then `finalizer()` drops the finalizer.
+async fn cleanup(lj: &LabelJob, ctx: &Context) -> Result<Action> {
+    let ns = lj.namespace().unwrap_or_default();
+    let n = apply::delete_children(&ctx.client, &ns, &lj.name_any()).await?;
+    if n > 0 {
+        ctx.publish(lj, EventType::Normal, "TornDown", "Cleanup", format!("deleted {n} children")).await;
+    }
+    ctx.metrics.set_phase(&key(lj), None);
+    Ok(Action::await_change())
+}

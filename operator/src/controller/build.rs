@@ -1,0 +1,256 @@
+//! Step 5 — build (pure). Turns a [`ValidatedJob`] and the pass's [`Plan`] into the children
+//! to apply: ConfigMap `NAME-job` (the LabelJob document the worker reads), Job `NAME-plan`,
+//! Deployment + Service `NAME-inference`, Indexed Job `NAME-shards`, Job `NAME-merge`. Every
+//! child carries the controller owner reference and the `labeljob.dev/job` label; every pod
+//! runs as non-root under the worker ServiceAccount without its token.
+
+mod inference;
+mod jobs;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource,
+    PodSecurityContext, PodSpec, SeccompProfile, SecretEnvSource, SecurityContext, Service, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use labeljob_api::LabelJob;
+
+use super::plan::Plan;
+use super::validate::ValidatedJob;
+use crate::JOB_LABEL;
+
+/// Where the job file is mounted in worker pods.
+pub const JOB_FILE: &str = "/etc/labeljob/job.yaml";
+/// Port of the inference server.
+pub const INFERENCE_PORT: i32 = 8000;
+/// User and group id of every pod (non-root).
+pub const POD_UID: i64 = 65532;
+
+/// The children of a LabelJob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Child {
+    /// ConfigMap `NAME-job`.
+    ConfigMap,
+    /// Job `NAME-plan`.
+    PlanJob,
+    /// Deployment `NAME-inference`.
+    Deployment,
+    /// Service `NAME-inference`.
+    Service,
+    /// Job `NAME-shards`.
+    ShardsJob,
+    /// Job `NAME-merge`.
+    MergeJob,
+}
+
+/// The name of child `c` of LabelJob `name`.
+pub fn child_name(name: &str, c: Child) -> String {
+    let suffix = match c {
+        Child::ConfigMap => "job",
+        Child::PlanJob => "plan",
+        Child::Deployment | Child::Service => "inference",
+        Child::ShardsJob => "shards",
+        Child::MergeJob => "merge",
+    };
+    format!("{name}-{suffix}")
+}
+
+/// Settings of the operator that shape the children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// The `labeljob` worker image.
+    pub worker_image: String,
+    /// Its pull policy (None: the cluster default).
+    pub image_pull_policy: Option<String>,
+    /// ServiceAccount of worker and inference pods.
+    pub service_account: String,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            worker_image: "ghcr.io/labeljob/labeljob-worker:latest".into(),
+            image_pull_policy: None,
+            service_account: "labeljob-worker".into(),
+        }
+    }
+}
+
+/// Children to apply this pass (None: not wanted now).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Children {
+    /// ConfigMap `NAME-job`.
+    pub config_map: Option<ConfigMap>,
+    /// Job `NAME-plan`.
+    pub plan_job: Option<Job>,
+    /// Deployment `NAME-inference`.
+    pub deployment: Option<Deployment>,
+    /// Service `NAME-inference`.
+    pub service: Option<Service>,
+    /// Job `NAME-shards`.
+    pub shards_job: Option<Job>,
+    /// Job `NAME-merge`.
+    pub merge_job: Option<Job>,
+}
+
+/// Why the children could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The LabelJob document for the ConfigMap could not be rendered.
+    #[error("cannot render the job file: {0}")]
+    JobFile(#[source] serde_yaml::Error),
+}
+
+/// Build the children `plan` wants (pure).
+pub fn build(v: &ValidatedJob, plan: &Plan, cfg: &OperatorConfig) -> Result<Children, BuildError> {
+    let w = plan.want;
+    Ok(Children {
+        config_map: if w.config_map { Some(config_map(v)?) } else { None },
+        plan_job: w.plan_job.then(|| jobs::plan_job(v, cfg, plan.suspend)),
+        deployment: w.inference.then(|| inference::deployment(v, cfg, plan.suspend)),
+        service: w.inference.then(|| inference::service(v)),
+        shards_job: w.shards_job.then(|| jobs::shards_job(v, cfg, plan.suspend)),
+        merge_job: w.merge_job.then(|| jobs::merge_job(v, cfg, plan.suspend)),
+    })
+}
+
+/// Labels of child `component` of `v`.
+pub fn labels(v: &ValidatedJob, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (JOB_LABEL.to_string(), v.name.clone()),
+        ("app.kubernetes.io/name".to_string(), "labeljob".to_string()),
+        ("app.kubernetes.io/component".to_string(), component.to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), crate::FIELD_MANAGER.to_string()),
+    ])
+}
+
+/// Metadata of child `c`: name, namespace, labels, controller owner reference.
+pub fn meta(v: &ValidatedJob, c: Child, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(child_name(&v.name, c)),
+        namespace: Some(v.namespace.clone()),
+        labels: Some(labels(v, component)),
+        owner_references: Some(vec![v.owner.clone()]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The LabelJob document workers read: apiVersion, kind, name, namespace and spec.
+pub fn job_file(v: &ValidatedJob) -> Result<String, BuildError> {
+    let mut doc = LabelJob::new(&v.name, v.spec.clone());
+    doc.metadata.namespace = Some(v.namespace.clone());
+    serde_yaml::to_string(&doc).map_err(BuildError::JobFile)
+}
+
+fn config_map(v: &ValidatedJob) -> Result<ConfigMap, BuildError> {
+    Ok(ConfigMap {
+        metadata: meta(v, Child::ConfigMap, "job"),
+        data: Some(BTreeMap::from([("job.yaml".to_string(), job_file(v)?)])),
+        ..ConfigMap::default()
+    })
+}
+
+/// `envFrom` of the credentials Secrets (input, then output when different).
+pub fn credentials_env(v: &ValidatedJob) -> Option<Vec<EnvFromSource>> {
+    let mut names: Vec<&str> = Vec::new();
+    for c in [&v.spec.input.credentials, &v.spec.output.credentials].into_iter().flatten() {
+        if !names.contains(&c.secret_name.as_str()) {
+            names.push(&c.secret_name);
+        }
+    }
+    let env: Vec<EnvFromSource> = names
+        .into_iter()
+        .map(|name| EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: name.to_string(), optional: Some(false) }),
+            ..EnvFromSource::default()
+        })
+        .collect();
+    (!env.is_empty()).then_some(env)
+}
+
+/// A `labeljob` container running `args`, non-root, read-only root, /tmp writable.
+pub fn container(name: &str, cfg: &OperatorConfig, args: Vec<String>, with_job_file: bool) -> Container {
+    let mut mounts =
+        vec![VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..VolumeMount::default() }];
+    if with_job_file {
+        mounts.push(VolumeMount {
+            name: "job".into(),
+            mount_path: "/etc/labeljob".into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    Container {
+        name: name.into(),
+        image: Some(cfg.worker_image.clone()),
+        image_pull_policy: cfg.image_pull_policy.clone(),
+        command: Some(vec!["labeljob".into()]),
+        args: Some(args),
+        volume_mounts: Some(mounts),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// A pod spec around `container`: worker ServiceAccount without token, non-root, volumes.
+pub fn pod_spec(v: &ValidatedJob, cfg: &OperatorConfig, container: Container, restart: &str) -> PodSpec {
+    let mut volumes = vec![Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    let mounts_job = container.volume_mounts.iter().flatten().any(|m| m.name == "job");
+    if mounts_job {
+        volumes.push(Volume {
+            name: "job".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: child_name(&v.name, Child::ConfigMap),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+    PodSpec {
+        containers: vec![container],
+        restart_policy: Some(restart.into()),
+        service_account_name: Some(cfg.service_account.clone()),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(POD_UID),
+            run_as_group: Some(POD_UID),
+            fs_group: Some(POD_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    }
+}
+
+/// The URL shards call: the external endpoint, or the inference Service's cluster DNS name.
+pub fn inference_endpoint(v: &ValidatedJob) -> String {
+    match &v.spec.inference.endpoint {
+        Some(ep) => ep.clone(),
+        None => {
+            format!("http://{}.{}.svc:{INFERENCE_PORT}", child_name(&v.name, Child::Service), v.namespace)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

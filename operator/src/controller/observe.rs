@@ -1,0 +1,228 @@
+//! Step 3 — observe. Reads the children from the apiserver (GET by name: ConfigMap, plan Job,
+//! inference Deployment, shards Job, merge Job) and the shards' progress objects from the output
+//! store through [`ProgressSource`], and reduces them to an [`Observed`] that `plan` and `status`
+//! work from. The status is derived from this every pass, never from a record of past actions.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Api, Client};
+use labeljob_api::LabelJob;
+use serde::de::DeserializeOwned;
+
+use super::build::{Child, child_name};
+use super::validate::ValidatedJob;
+use crate::error::{Error, Result};
+use crate::progress::{PlanSummary, ProgressSource, ShardProgress};
+
+/// Why a Job failed, as its `Failed` condition says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    /// The condition reason (`BackoffLimitExceeded`, `FailedIndexes`, `PodFailurePolicy`, …).
+    pub reason: String,
+    /// The condition message.
+    pub message: String,
+}
+
+/// What a Job's status says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobState {
+    /// The `Complete` condition is True.
+    pub complete: bool,
+    /// The `Failed` condition is True.
+    pub failed: Option<JobFailure>,
+    /// Pods running.
+    pub active: u32,
+    /// Indexes (or pods, for non-indexed Jobs) that succeeded.
+    pub succeeded: u32,
+    /// Indexes that exhausted their retries (`status.failedIndexes`).
+    pub failed_indexes: u32,
+    /// `spec.suspend`.
+    pub suspended: bool,
+    /// `status.completionTime`.
+    pub completion_time: Option<Time>,
+}
+
+/// Count the indexes in a Job index list such as `"0-2,5,7-8"` (6 here).
+pub fn count_indexes(list: &str) -> u32 {
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|part| match part.trim().split_once('-') {
+            Some((a, b)) => match (a.parse::<u32>(), b.parse::<u32>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 0,
+            },
+            None => u32::from(part.trim().parse::<u32>().is_ok()),
+        })
+        .sum()
+}
+
+impl JobState {
+    /// Reduce a Job to what the operator needs (pure).
+    pub fn from_job(job: &Job) -> Self {
+        let status = job.status.clone().unwrap_or_default();
+        let cond = |t: &str| {
+            status.conditions.iter().flatten().find(|c| c.type_ == t && c.status == "True").cloned()
+        };
+        let indexed = job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed");
+        let succeeded = match (&status.completed_indexes, indexed) {
+            (Some(list), true) => count_indexes(list),
+            _ => u32::try_from(status.succeeded.unwrap_or(0)).unwrap_or(0),
+        };
+        JobState {
+            complete: cond("Complete").is_some(),
+            failed: cond("Failed").map(|c| JobFailure {
+                reason: c.reason.unwrap_or_default(),
+                message: c.message.unwrap_or_default(),
+            }),
+            active: u32::try_from(status.active.unwrap_or(0)).unwrap_or(0),
+            succeeded,
+            failed_indexes: status.failed_indexes.as_deref().map(count_indexes).unwrap_or(0),
+            suspended: job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false),
+            completion_time: status.completion_time,
+        }
+    }
+}
+
+/// What the inference Deployment's status says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeploymentState {
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `status.availableReplicas` (ready pods past minReadySeconds).
+    pub available: i32,
+}
+
+/// Everything one pass knows about the world.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    /// ConfigMap `NAME-job` exists.
+    pub config_map: bool,
+    /// Job `NAME-plan`.
+    pub plan_job: Option<JobState>,
+    /// Deployment `NAME-inference`.
+    pub deployment: Option<DeploymentState>,
+    /// Job `NAME-shards`.
+    pub shards_job: Option<JobState>,
+    /// Job `NAME-merge`.
+    pub merge_job: Option<JobState>,
+    /// Per-shard progress (None: not read this pass, or the store could not be read).
+    pub progress: Option<Vec<Option<ShardProgress>>>,
+    /// `plan.json` of the output (None: not planned yet, not read, or unreadable).
+    pub plan: Option<PlanSummary>,
+}
+
+impl Observed {
+    /// Whether any child still exists.
+    pub fn any_child(&self) -> bool {
+        self.config_map
+            || self.plan_job.is_some()
+            || self.deployment.is_some()
+            || self.shards_job.is_some()
+            || self.merge_job.is_some()
+    }
+}
+
+async fn get<K>(client: &Client, ns: &str, kind: &'static str, name: String) -> Result<Option<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.get_opt(&name).await.map_err(|source| Error::Observe { kind, name, source })
+}
+
+/// Read the children of `v` and, when shards exist, their progress.
+pub async fn observe(
+    client: &Client,
+    progress: &dyn ProgressSource,
+    lj: &LabelJob,
+    v: &ValidatedJob,
+    need_plan_summary: bool,
+) -> Result<Observed> {
+    let ns = v.namespace.as_str();
+    let n = |c| child_name(&v.name, c);
+    let config_map = get::<ConfigMap>(client, ns, "ConfigMap", n(Child::ConfigMap)).await?.is_some();
+    let plan_job = get::<Job>(client, ns, "Job", n(Child::PlanJob)).await?.as_ref().map(JobState::from_job);
+    let deployment =
+        get::<Deployment>(client, ns, "Deployment", n(Child::Deployment)).await?.map(|d| DeploymentState {
+            replicas: d.spec.and_then(|s| s.replicas).unwrap_or(1),
+            available: d.status.and_then(|s| s.available_replicas).unwrap_or(0),
+        });
+    let shards_job =
+        get::<Job>(client, ns, "Job", n(Child::ShardsJob)).await?.as_ref().map(JobState::from_job);
+    let merge_job = get::<Job>(client, ns, "Job", n(Child::MergeJob)).await?.as_ref().map(JobState::from_job);
+
+    let planned = plan_job.as_ref().is_some_and(|j| j.complete);
+    let plan = if planned && need_plan_summary {
+        match progress.plan(lj).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, job = %v.name, "cannot read plan.json");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let progress = if shards_job.is_some() {
+        match progress.read(lj).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, job = %v.name, "cannot read shard progress");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Observed { config_map, plan_job, deployment, shards_job, merge_job, progress, plan })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counts_index_lists() {
+        assert_eq!(count_indexes(""), 0);
+        assert_eq!(count_indexes("3"), 1);
+        assert_eq!(count_indexes("0-2,5,7-8"), 6);
+        assert_eq!(count_indexes("0-9999"), 10000);
+        assert_eq!(count_indexes("x,2-1"), 0);
+    }
+
+    #[test]
+    fn reduces_an_indexed_job() {
+        let job: Job = serde_json::from_value(json!({
+            "metadata": {"name": "a-shards"},
+            "spec": {"completionMode": "Indexed", "completions": 8, "suspend": false,
+                     "template": {"spec": {"containers": []}}},
+            "status": {"active": 2, "succeeded": 5, "completedIndexes": "0-3,6", "failedIndexes": "5",
+                "conditions": [{"type": "Failed", "status": "True", "reason": "FailedIndexes",
+                                "message": "Job has failed indexes"}]}
+        }))
+        .expect("job");
+        let s = JobState::from_job(&job);
+        assert_eq!((s.active, s.succeeded, s.failed_indexes, s.complete), (2, 5, 1, false));
+        assert_eq!(s.failed.map(|f| f.reason), Some("FailedIndexes".into()));
+    }
+
+    #[test]
+    fn reduces_a_complete_job() {
+        let job: Job = serde_json::from_value(json!({
+            "metadata": {"name": "a-plan"},
+            "spec": {"template": {"spec": {"containers": []}}},
+            "status": {"succeeded": 1, "completionTime": "2026-01-01T00:05:00Z",
+                "conditions": [{"type": "Complete", "status": "True"}]}
+        }))
+        .expect("job");
+        let s = JobState::from_job(&job);
+        assert!(s.complete && s.failed.is_none() && s.completion_time.is_some());
+        assert_eq!(s.succeeded, 1);
+    }
+}

@@ -1,0 +1,186 @@
+//! Step 7 — status. Derives the whole status from this pass's observation (phase, conditions,
+//! image and shard counts, throughput, manifest digest) and writes it by server-side apply of
+//! the status subresource. `lastTransitionTime` is kept while a condition's status holds; the
+//! only facts carried over are those the cluster no longer shows (start and completion time,
+//! the terminal phase once the children are torn down).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use labeljob_api::conditions::{self as c, condition, set_condition};
+use labeljob_api::v1alpha1::{ImageCounts, ShardCounts};
+use labeljob_api::{LabelJob, LabelJobStatus, Phase};
+use serde_json::json;
+
+use super::observe::Observed;
+use super::plan::Plan;
+use super::validate::{ValidateError, ValidatedJob};
+use crate::FIELD_MANAGER;
+use crate::error::{Error, Result};
+
+fn images(obs: &Observed, prev: &LabelJobStatus) -> Option<ImageCounts> {
+    let planned_total = obs.plan.as_ref().map(|p| p.total).or(prev.images.map(|i| i.total));
+    match &obs.progress {
+        Some(shards) => {
+            let seen = shards.iter().flatten();
+            let (total, processed, failed) =
+                seen.fold((0, 0, 0), |(t, p, f), s| (t + s.total, p + s.processed, f + s.failed));
+            Some(ImageCounts { total: planned_total.unwrap_or(total), processed, failed })
+        }
+        None => prev.images.or(planned_total.map(|total| ImageCounts { total, ..ImageCounts::default() })),
+    }
+}
+
+/// Images per second: the sum of the running shards' rates; for a finished job, the average.
+fn rate(
+    obs: &Observed,
+    images: Option<ImageCounts>,
+    plan: &Plan,
+    start: Timestamp,
+    now: Timestamp,
+) -> Option<f64> {
+    let round = |r: f64| (r * 10.0).round() / 10.0;
+    if plan.phase == Phase::Running {
+        let shards = obs.progress.as_ref()?;
+        let r: f64 = shards
+            .iter()
+            .flatten()
+            .filter(|s| !s.done && s.elapsed_seconds > 0.0)
+            .map(|s| s.processed as f64 / s.elapsed_seconds)
+            .sum();
+        return Some(round(r));
+    }
+    if plan.finished_now {
+        let secs = now.duration_since(start).as_secs_f64();
+        return images.filter(|_| secs > 0.0).map(|i| round(i.processed as f64 / secs));
+    }
+    None
+}
+
+/// The status after this pass (pure).
+pub fn compute(
+    v: &ValidatedJob,
+    prev: &LabelJobStatus,
+    obs: &Observed,
+    plan: &Plan,
+    now: Timestamp,
+) -> LabelJobStatus {
+    if plan.phase.is_finished() && !plan.finished_now {
+        return LabelJobStatus { observed_generation: v.generation, ..prev.clone() };
+    }
+    let (generation, t) = (v.generation, Time(now));
+    let mut conds = prev.conditions.clone();
+    let mut set = |type_: &str, ok: bool, reason: &str, msg: String| {
+        set_condition(&mut conds, condition(type_, ok, reason, msg, generation, t.clone()));
+    };
+    set(c::SPEC_VALID, true, "Valid", "the spec passed validation".into());
+
+    let (ok, reason, msg) = match (&v.spec.inference.endpoint, obs.deployment) {
+        (Some(ep), _) => (true, "ExternalEndpoint", format!("using {ep}")),
+        (None, Some(d)) if d.available >= 1 => {
+            (true, "Available", format!("{}/{} inference pods available", d.available, d.replicas))
+        }
+        (None, Some(_)) if plan.suspend => (false, "Suspended", "scaled to zero while suspended".into()),
+        (None, Some(d)) => (false, "Starting", format!("0/{} inference pods available", d.replicas)),
+        (None, None) if plan.phase.is_finished() => (false, "TornDown", "the job has ended".into()),
+        (None, None) => (false, "NotCreated", "the inference Deployment does not exist yet".into()),
+    };
+    set(c::INFERENCE_READY, ok, reason, msg);
+
+    let total = v.spec.workers.shards;
+    let shards = obs.shards_job.as_ref().map(|j| ShardCounts {
+        total,
+        succeeded: j.succeeded,
+        failed: j.failed_indexes,
+        active: j.active,
+    });
+    let (ok, reason, msg) = match (&obs.shards_job, shards) {
+        (Some(j), _) if j.complete => (true, "AllShardsSucceeded", format!("{total}/{total} shards done")),
+        (Some(j), Some(s)) if j.failed.is_some() => {
+            (false, "ShardsFailed", format!("{} of {total} shards failed", s.failed))
+        }
+        (Some(_), Some(s)) => {
+            (false, "InProgress", format!("{}/{total} shards done, {} running", s.succeeded, s.active))
+        }
+        _ => (false, "NotStarted", "the shards Job does not exist yet".into()),
+    };
+    set(c::SHARDS_COMPLETE, ok, reason, msg);
+
+    let output = format!("{}/annotations.json", v.spec.output.uri.trim_end_matches('/'));
+    let (ok, reason, msg) = match &obs.merge_job {
+        Some(j) if j.complete => (true, "Merged", format!("wrote {output}")),
+        Some(j) if j.failed.is_some() => (
+            false,
+            plan.failure.as_ref().map_or("MergeFailed", |f| f.reason),
+            plan.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
+        ),
+        Some(_) => (false, "InProgress", "the merge Job is running".into()),
+        None => (false, "NotStarted", "the merge Job does not exist yet".into()),
+    };
+    set(c::MERGED, ok, reason, msg);
+
+    let (ok, reason, msg) = match (plan.phase, &plan.failure) {
+        (Phase::Succeeded, _) => (true, "Succeeded", format!("wrote {output}")),
+        (Phase::Failed, Some(f)) => (false, f.reason, f.message.clone()),
+        (phase, _) => (false, "InProgress", format!("phase {phase}")),
+    };
+    set(c::COMPLETE, ok, reason, msg);
+    let (ok, reason, msg) = if plan.suspend {
+        (true, "Suspended", "spec.suspend is true: Jobs suspended, inference scaled to zero".to_string())
+    } else {
+        (false, "NotSuspended", "spec.suspend is false".to_string())
+    };
+    set(c::SUSPENDED, ok, reason, msg);
+
+    let start = prev.start_time.clone().unwrap_or(Time(now));
+    let images = images(obs, prev);
+    let completion_time = match (plan.finished_now, plan.phase) {
+        (true, Phase::Succeeded) => {
+            Some(obs.merge_job.as_ref().and_then(|j| j.completion_time.clone()).unwrap_or(Time(now)))
+        }
+        (true, _) => Some(Time(now)),
+        _ => None,
+    };
+    LabelJobStatus {
+        phase: Some(plan.phase),
+        progress: images.map(|i| format!("{}/{}", i.processed, i.total)),
+        conditions: conds,
+        observed_generation: generation,
+        images,
+        shards: shards.or(prev.shards.filter(|_| plan.phase.is_finished())),
+        images_per_second: rate(obs, images, plan, start.0, now),
+        start_time: Some(start),
+        completion_time,
+        output: (plan.phase == Phase::Succeeded).then_some(output),
+        manifest_digest: obs
+            .plan
+            .as_ref()
+            .map(|p| p.manifest_digest.clone())
+            .or(prev.manifest_digest.clone()),
+    }
+}
+
+/// The status of a LabelJob whose spec is invalid: SpecValid=False with the reasons (pure).
+pub fn invalid(lj: &LabelJob, err: &ValidateError, now: Timestamp) -> LabelJobStatus {
+    let mut s = lj.status.clone().unwrap_or_default();
+    s.phase = Some(s.phase.unwrap_or(Phase::Pending));
+    s.observed_generation = lj.metadata.generation;
+    let msg = crate::error::truncate(err.to_string(), 1024);
+    set_condition(
+        &mut s.conditions,
+        condition(c::SPEC_VALID, false, "InvalidSpec", msg, lj.metadata.generation, Time(now)),
+    );
+    s
+}
+
+/// Write `status` by server-side apply, unless it equals what the object already shows.
+pub async fn patch(api: &Api<LabelJob>, lj: &LabelJob, status: &LabelJobStatus) -> Result<bool> {
+    if lj.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let body = json!({"apiVersion": labeljob_api::API_VERSION, "kind": "LabelJob", "status": status});
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&lj.name_any(), &params, &Patch::Apply(&body)).await.map_err(Error::PatchStatus)?;
+    Ok(true)
+}

@@ -1,0 +1,164 @@
+//! Step 1 — validate (pure). Runs `labeljob_api::validate_spec` plus what only the operator
+//! cares about (child names fit DNS labels, Secret names are Kubernetes names, an inference
+//! Deployment that can become ready) and returns a [`ValidatedJob`]: the only input `build`
+//! accepts, so nothing is built from an unchecked spec.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+use labeljob_api::validate::{FieldError, SpecErrors};
+use labeljob_api::{LabelJob, LabelJobSpec, validate_spec};
+
+/// Longest child suffix (`-inference`): child names must fit a 63-character DNS label.
+pub const MAX_NAME_LEN: usize = 63 - "-inference".len();
+
+/// Why a LabelJob cannot be reconciled until it changes.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// The spec breaks one or more rules.
+    #[error(transparent)]
+    Spec(#[from] SpecErrors),
+    /// A metadata field the children need is missing.
+    #[error("metadata.{0} is missing")]
+    MissingMetadata(&'static str),
+    /// Child names would exceed 63 characters.
+    #[error(
+        "metadata.name {name:?} has {len} characters; at most {MAX_NAME_LEN} fit the child names (NAME-inference)"
+    )]
+    NameTooLong {
+        /// The name.
+        name: String,
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// A LabelJob that passed validation, with what building its children needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedJob {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The controller owner reference every child carries.
+    pub owner: OwnerReference,
+    /// The checked spec.
+    pub spec: LabelJobSpec,
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// Checks of the spec that only the operator needs.
+fn operator_checks(spec: &LabelJobSpec) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if spec.inference.endpoint.is_none() && spec.inference.replicas == Some(0) {
+        errs.push(FieldError {
+            field: "inference.replicas",
+            message: "0 replicas never become ready; use spec.suspend to pause the job".into(),
+        });
+    }
+    let secrets = [
+        ("input.credentials.secretName", &spec.input.credentials),
+        ("output.credentials.secretName", &spec.output.credentials),
+    ];
+    for (field, creds) in secrets {
+        if let Some(c) = creds
+            && !is_dns_subdomain(&c.secret_name)
+        {
+            errs.push(FieldError {
+                field,
+                message: format!("{:?} is not a valid Secret name (lowercase DNS subdomain)", c.secret_name),
+            });
+        }
+    }
+    errs
+}
+
+/// Validate `lj` (pure).
+pub fn validate(lj: &LabelJob) -> Result<ValidatedJob, ValidateError> {
+    let name = lj.metadata.name.clone().ok_or(ValidateError::MissingMetadata("name"))?;
+    let namespace = lj.namespace().ok_or(ValidateError::MissingMetadata("namespace"))?;
+    if lj.metadata.uid.is_none() {
+        return Err(ValidateError::MissingMetadata("uid"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(ValidateError::NameTooLong { len: name.len(), name });
+    }
+    let mut errs = match validate_spec(&lj.spec) {
+        Ok(()) => Vec::new(),
+        Err(SpecErrors(errs)) => errs,
+    };
+    errs.extend(operator_checks(&lj.spec));
+    if !errs.is_empty() {
+        return Err(SpecErrors(errs).into());
+    }
+    let owner = lj.controller_owner_ref(&()).ok_or(ValidateError::MissingMetadata("uid"))?;
+    Ok(ValidatedJob { name, namespace, generation: lj.metadata.generation, owner, spec: lj.spec.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{sample, stored};
+
+    fn fields(err: ValidateError) -> Vec<&'static str> {
+        match err {
+            ValidateError::Spec(SpecErrors(errs)) => errs.iter().map(|e| e.field).collect(),
+            other => panic!("expected spec errors, got {other}"),
+        }
+    }
+
+    #[test]
+    fn minimal_sample_is_valid() {
+        let v = validate(&stored(sample("labeljob-minimal.yaml"), "ns")).expect("valid");
+        assert_eq!((v.name.as_str(), v.namespace.as_str()), ("street-photos", "ns"));
+        assert_eq!(v.owner.controller, Some(true));
+        assert_eq!(v.owner.kind, "LabelJob");
+        assert_eq!(v.owner.uid, "uid-lj-street-photos");
+        assert_eq!(v.spec.workers.shards, 4);
+    }
+
+    #[test]
+    fn invalid_samples_name_their_fields() {
+        let check = |file| validate(&stored(sample(file), "ns")).expect_err(file);
+        assert_eq!(fields(check("invalid-parallelism.yaml")), ["workers.parallelism"]);
+        assert_eq!(fields(check("invalid-zero-replicas.yaml")), ["inference.replicas"]);
+        assert_eq!(
+            fields(check("invalid-output-scheme.yaml")),
+            ["output.uri", "output.credentials.secretName"]
+        );
+        match check("invalid-long-name.yaml") {
+            ValidateError::NameTooLong { len, .. } => assert_eq!(len, 59),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn needs_namespace_and_uid() {
+        let lj = sample("labeljob-minimal.yaml");
+        assert!(matches!(validate(&lj), Err(ValidateError::MissingMetadata("namespace"))));
+        let mut lj = stored(lj, "ns");
+        lj.metadata.uid = None;
+        assert!(matches!(validate(&lj), Err(ValidateError::MissingMetadata("uid"))));
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_subdomain("photos-s3"));
+        assert!(is_dns_subdomain("a.b-c.d"));
+        assert!(!is_dns_subdomain("Not_A_Name"));
+        assert!(!is_dns_subdomain("-x"));
+        assert!(!is_dns_subdomain(""));
+        assert!(!is_dns_subdomain("a..b"));
+    }
+}

@@ -1,0 +1,218 @@
+//! Wiring of the controller process: logging (tracing, RUST_LOG, plain or JSON), Kubernetes
+//! client, CRD check, admin server, leader election, and the kube-runtime `Controller` on
+//! LabelJob owning Jobs, Deployments, Services and ConfigMaps. Runs until SIGTERM/Ctrl-C, or
+//! until the leader Lease is lost.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::ListParams;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, CustomResourceExt};
+use labeljob_api::LabelJob;
+use tokio::sync::watch;
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::admin::{self, Health};
+use crate::args::{Args, LogFormat};
+use crate::controller::{Context, OperatorConfig, error_policy, reconcile};
+use crate::leader::LeaderElection;
+use crate::metrics::Metrics;
+use crate::{FIELD_MANAGER, JOB_LABEL};
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No kubeconfig or in-cluster config, or the apiserver is unreachable.
+    #[error("cannot create a Kubernetes client (kubeconfig or in-cluster config): {0}")]
+    Client(#[source] kube::Error),
+    /// The LabelJob CRD is not installed.
+    #[error(
+        "the LabelJob CRD (labeljobs.labeljob.dev) is not installed: install it with `kubectl apply -f crds/labeljob.yaml` or `helm install labeljob charts/labeljob`"
+    )]
+    CrdMissing(#[source] kube::Error),
+    /// Listing LabelJobs failed for another reason (e.g. RBAC).
+    #[error("cannot list LabelJobs: {0}")]
+    List(#[source] kube::Error),
+    /// The admin address could not be bound.
+    #[error("cannot bind the admin server to {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another replica took the leader Lease: stop acting (the pod restarts and waits).
+    #[error("lost the leader lease; stopping so that only one replica acts")]
+    LostLease,
+}
+
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the log subscriber: {0}")]
+pub struct TelemetryError(#[source] tracing_subscriber::util::TryInitError);
+
+/// Install the global log subscriber: filter from RUST_LOG (default `info`), plain or JSON.
+pub fn init_logging(format: LogFormat) -> Result<(), TelemetryError> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Plain => registry.with(fmt::layer()).try_init(),
+        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true)).try_init(),
+    }
+    .map_err(TelemetryError)
+}
+
+/// The LabelJob CRD as YAML (what `labeljob-operator crd` prints).
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&LabelJob::crd())
+}
+
+/// Fail with an install hint when the CRD is missing.
+pub async fn check_crd(api: &Api<LabelJob>) -> Result<(), RuntimeError> {
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.is_not_found() => Err(RuntimeError::CrdMissing(kube::Error::Api(s))),
+        Err(e) => Err(RuntimeError::List(e)),
+    }
+}
+
+/// An Api over one namespace, or all of them.
+fn owned<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    namespace.map_or_else(|| Api::all(client.clone()), |ns| Api::namespaced(client.clone(), ns))
+}
+
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "labeljob-operator".into());
+    format!("{host}-{}", std::process::id())
+}
+
+async fn wait_for(rx: &mut watch::Receiver<bool>, want: bool) {
+    while *rx.borrow_and_update() != want {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Run the operator until a signal (or the loss of the Lease).
+pub async fn run(args: Args) -> Result<(), RuntimeError> {
+    let Args {
+        command: _,
+        worker_image,
+        worker_image_pull_policy,
+        worker_service_account,
+        admin_addr,
+        log_format: _,
+        namespace,
+        leader_election,
+        lease_name,
+        lease_namespace,
+        lease_duration_seconds,
+        lease_identity,
+    } = args;
+    let client = Client::try_default().await.map_err(RuntimeError::Client)?;
+    check_crd(&owned(&client, namespace.as_deref())).await?;
+
+    let (registry, metrics) = Metrics::new_registry();
+    let health = Arc::new(Health::new(leader_election));
+    let listener = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .map_err(|source| RuntimeError::Bind { addr: admin_addr, source })?;
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(admin::serve(listener, health.clone(), Arc::new(registry), async {
+        let _ = admin_stopped.await;
+    }));
+    tracing::info!(%admin_addr, namespace = namespace.as_deref().unwrap_or("*"), "admin server up");
+
+    let identity = lease_identity.unwrap_or_else(default_identity);
+    let mut leadership = None;
+    if leader_election {
+        let lease_ns = lease_namespace
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let elector = LeaderElection::new(
+            Api::namespaced(client.clone(), &lease_ns),
+            lease_name,
+            identity.clone(),
+            Duration::from_secs(u64::from(lease_duration_seconds)),
+        );
+        let (tx, mut rx) = watch::channel(false);
+        let task = tokio::spawn(elector.clone().run(tx));
+        tracing::info!(%identity, lease_namespace = %lease_ns, "waiting for the leader lease");
+        tokio::select! {
+            _ = wait_for(&mut rx, true) => health.set_leader(true),
+            _ = tokio::signal::ctrl_c() => {
+                task.abort();
+                let _ = stop_admin.send(());
+                return Ok(());
+            }
+        }
+        leadership = Some((elector, rx, task));
+    }
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter { controller: FIELD_MANAGER.into(), instance: Some(identity) },
+    );
+    let config = OperatorConfig {
+        worker_image,
+        image_pull_policy: worker_image_pull_policy,
+        service_account: worker_service_account,
+    };
+    let progress = crate::progress::store_source(client.clone());
+    let ctx = Arc::new(Context::new(client.clone(), recorder, Arc::new(metrics), config, progress));
+    let children = watcher::Config::default().labels(JOB_LABEL);
+    let controller = Controller::new(
+        owned::<LabelJob>(&client, namespace.as_deref()),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns::<Job>(owned(&client, namespace.as_deref()), children.clone())
+    .owns::<Deployment>(owned(&client, namespace.as_deref()), children.clone())
+    .owns::<Service>(owned(&client, namespace.as_deref()), children.clone())
+    .owns::<ConfigMap>(owned(&client, namespace.as_deref()), children)
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx)
+    .for_each(|r| async move {
+        match r {
+            Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+            Err(e) => tracing::debug!(error = %e, "reconcile error"),
+        }
+    });
+    health.set_controller_running(true);
+    tracing::info!("controller running");
+
+    let result = match &mut leadership {
+        Some((_, rx, _)) => tokio::select! {
+            _ = controller => Ok(()),
+            _ = wait_for(rx, false) => Err(RuntimeError::LostLease),
+        },
+        None => {
+            controller.await;
+            Ok(())
+        }
+    };
+    health.set_controller_running(false);
+    if let Some((elector, _, task)) = leadership {
+        task.abort();
+        if result.is_ok()
+            && let Err(e) = elector.release().await
+        {
+            tracing::warn!(error = %e, "cannot release the lease");
+        }
+    }
+    let _ = stop_admin.send(());
+    let _ = admin.await;
+    tracing::info!("stopped");
+    result
+}
