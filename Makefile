@@ -42,8 +42,9 @@ demo: build ort ## Label the fixture photos: out/demo/{annotations,results,repor
 	@echo "open out/demo/preview.png"
 
 .PHONY: test
-test: test-deps build ## Every test: Rust (unit, reconcile, S3), Python (pycocotools, reference ORT, OIP client), Helm lint
-	cargo test --release --workspace -- --include-ignored
+test: test-deps build ## Every test: Rust (unit, reconcile, S3), Python (pycocotools, reference ORT, OIP client), Helm lint (not the kind e2e: make e2e)
+	cargo test --release --workspace --exclude labeljob-e2e -- --include-ignored
+	cargo test --release -p labeljob-e2e
 	$(VENV_PY) -m pytest -q tests/python
 	$(MAKE) --no-print-directory helm-lint
 
@@ -55,10 +56,11 @@ lint: ## rustfmt and clippy (warnings are errors)
 .PHONY: generate
 generate: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	cargo run -q --release -p labeljob-api --bin crdgen > crds/labeljob.yaml
-	@if [ -d charts/labeljob ]; then mkdir -p charts/labeljob/crds && cp crds/labeljob.yaml charts/labeljob/crds/labeljob.yaml; fi
+	$(MAKE) --no-print-directory chart-crd
 
 .PHONY: bench
 bench: test-deps build ## Throughput table: raw ORT, decode+resize, labeljob run end to end (+ server)
-	$(VENV_PY) benches/bench.py
+	cargo bench -p labeljob-worker --bench pipeline
+	cargo bench -p labeljob-worker --bench serve
 
 -include mk/packaging.mk
