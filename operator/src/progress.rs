@@ -1,28 +1,16 @@
 //! Shard progress: the shards write `<output>/progress/shard-NNNNN.json` every ~2 s and the
 //! planner writes `<output>/plan.json`; the operator reads them each pass through the
-//! [`ProgressSource`] trait, so reconcile tests inject a fake one.
+//! [`ProgressSource`] trait, so reconcile tests inject a fake one; [`StoreProgress`] is the
+//! real one (`labeljob-store`).
 
 use async_trait::async_trait;
 use labeljob_api::LabelJob;
 use serde::Deserialize;
 
-/// Progress of one shard, as written by `labeljob shard`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ShardProgress {
-    /// Shard index.
-    pub index: u32,
-    /// Images in the shard.
-    pub total: u64,
-    /// Images done (labelled or failed).
-    pub processed: u64,
-    /// Images that failed.
-    pub failed: u64,
-    /// Seconds the shard has been running.
-    pub elapsed_seconds: f64,
-    /// Whether the shard finished.
-    pub done: bool,
-}
+mod store;
+pub use store::{StoreProgress, secret_vars};
+
+pub use labeljob_store::ShardProgress;
 
 /// What `plan.json` says about the frozen manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -39,9 +27,24 @@ pub struct PlanSummary {
 /// Why progress could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProgressError {
-    /// Placeholder until the store-backed reader lands.
-    #[error("no progress source")]
-    Unavailable,
+    /// The LabelJob has no namespace (its credentials Secret cannot be found).
+    #[error("the LabelJob has no namespace")]
+    NoNamespace,
+    /// The credentials Secret could not be read.
+    #[error("cannot read credentials Secret {name}: {source}")]
+    Secret {
+        /// Secret name.
+        name: String,
+        /// The apiserver error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The store could not be configured or read.
+    #[error(transparent)]
+    Store(#[from] labeljob_store::StoreError),
+    /// `plan.json` is not what `labeljob plan` writes.
+    #[error("plan.json is not valid: {0}")]
+    PlanJson(#[source] serde_json::Error),
 }
 
 /// Where the operator reads shard progress and the plan summary from.
@@ -53,20 +56,7 @@ pub trait ProgressSource: Send + Sync {
     async fn plan(&self, lj: &LabelJob) -> Result<Option<PlanSummary>, ProgressError>;
 }
 
-/// Placeholder source until the store-backed reader is wired (replaced below in this file).
-struct Unavailable;
-
-#[async_trait]
-impl ProgressSource for Unavailable {
-    async fn read(&self, _lj: &LabelJob) -> Result<Vec<Option<ShardProgress>>, ProgressError> {
-        Err(ProgressError::Unavailable)
-    }
-    async fn plan(&self, _lj: &LabelJob) -> Result<Option<PlanSummary>, ProgressError> {
-        Err(ProgressError::Unavailable)
-    }
-}
-
-/// The progress source the controller uses.
-pub fn store_source(_client: kube::Client) -> std::sync::Arc<dyn ProgressSource> {
-    std::sync::Arc::new(Unavailable)
+/// The progress source the controller uses: the output store, with the job's credentials.
+pub fn store_source(client: kube::Client) -> std::sync::Arc<dyn ProgressSource> {
+    std::sync::Arc::new(StoreProgress::new(client))
 }
