@@ -29,17 +29,26 @@ WORKER_SA = "labeljob-worker"
 
 CHILD = ["get", "list", "watch", "create", "patch", "delete"]
 EXPECTED_RULES = [
-    {"apiGroups": ["labeljob.dev"], "resources": ["labeljobs"], "verbs": ["get", "list", "watch", "patch", "update"]},
+    {"apiGroups": ["labeljob.dev"], "resources": ["labeljobs"],
+     "verbs": ["get", "list", "watch", "patch", "update", "delete"]},
     {"apiGroups": ["labeljob.dev"], "resources": ["labeljobs/status"], "verbs": ["get", "patch", "update"]},
     {"apiGroups": ["labeljob.dev"], "resources": ["labeljobs/finalizers"], "verbs": ["update"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": CHILD},
-    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": CHILD},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": CHILD},
+    {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": CHILD},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
 ]
+
+# Every environment variable the operator reads (operator/src/args.rs, plus RUST_LOG and
+# POD_NAMESPACE in operator/src/runtime.rs).
+OPERATOR_ENV = {
+    "LABELJOB_WORKER_IMAGE", "LABELJOB_WORKER_IMAGE_PULL_POLICY", "LABELJOB_WORKER_SERVICE_ACCOUNT",
+    "LABELJOB_ADMIN_ADDR", "LABELJOB_LOG_FORMAT", "LABELJOB_NAMESPACE", "LABELJOB_LEADER_ELECTION",
+    "LABELJOB_LEASE_NAME", "LABELJOB_LEASE_NAMESPACE", "LABELJOB_LEASE_DURATION_SECONDS",
+    "POD_NAME", "POD_NAMESPACE", "RUST_LOG",
+}
 
 ALL_ON = {
     "watchNamespace": "team-a",
@@ -96,7 +105,7 @@ def test_lint_catches_a_broken_template(tmp_path):
 
 def test_values_schema_refuses_unknown_and_mistyped_values():
     for bad in ({"replicas": 2}, {"operator": {"replicas": "two"}}, {"watchNamespace": "Not_A_Namespace"},
-                {"operator": {"image": {"pullPolicy": "Sometimes"}}}):
+                {"operator": {"image": {"pullPolicy": "Sometimes"}}}, {"inference": {"nodeSelector": {}}}):
         with pytest.raises(helmsdk._helm().HelmError, match="schema"):
             helmsdk.render(CHART, bad)
 
@@ -177,17 +186,14 @@ def test_operator_environment(default):
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["LABELJOB_WORKER_SERVICE_ACCOUNT"] == WORKER_SA
-    assert json.loads(env["LABELJOB_DEFAULT_GPU_NODE_SELECTOR"]) == {}
-    assert json.loads(env["LABELJOB_DEFAULT_GPU_TOLERATIONS"]) == [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert "LABELJOB_NAMESPACE" not in env
+    assert set(env) <= OPERATOR_ENV, f"env vars the operator does not read: {set(env) - OPERATOR_ENV}"
 
 
 def test_values_reach_the_deployment():
     r = helmsdk.render(CHART, {
         "operator": {"replicas": 2, "image": {"tag": "dev"}},
         "worker": {"image": {"repository": "registry.local/worker", "tag": "e2e", "pullPolicy": "Never"}},
-        "inference": {"nodeSelector": {"pool": "gpu"}},
     })
     d = r.one("Deployment", "labeljob-operator")
     assert d["spec"]["replicas"] == 2
@@ -196,7 +202,6 @@ def test_values_reach_the_deployment():
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["LABELJOB_WORKER_IMAGE"] == "registry.local/worker:e2e"
     assert env["LABELJOB_WORKER_IMAGE_PULL_POLICY"] == "Never"
-    assert json.loads(env["LABELJOB_DEFAULT_GPU_NODE_SELECTOR"]) == {"pool": "gpu"}
 
 
 def test_metrics_service_selects_the_operator(default, all_on):
