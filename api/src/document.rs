@@ -48,7 +48,8 @@ mod tests {
 
     #[test]
     fn refuses_other_kinds() {
-        let err = parse_labeljob("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {}\n").unwrap_err();
+        let err = parse_labeljob("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {}\n")
+            .expect_err("a Pod is not a LabelJob");
         assert!(err.to_string().contains("v1/Pod"), "{err}");
     }
 
@@ -57,7 +58,7 @@ mod tests {
         let err = parse_labeljob(
             "apiVersion: labeljob.dev/v1alpha1\nkind: LabelJob\nmetadata: {name: a}\nspec:\n  input: {uri: 'file:///in'}\n  model: {builtin: x}\n  output: {uri: 'file:///out'}\n  workers: {shards: many}\n",
         )
-        .unwrap_err();
+        .expect_err("shards is not a number");
         assert!(err.to_string().contains("shards"), "{err}");
     }
 }

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 /// `workers.shards` worker shards that download, preprocess and detect, merges their COCO shards
 /// into `output.uri`, reports progress in `status`, and tears the infrastructure down per
 /// `teardown`. The same document runs on one machine with `labeljob run FILE`.
+// `printcolumn(...)` is meant to be repeated (one per kubectl column);
+// clippy's duplicated_attributes lint misreads the repeats as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "labeljob.dev",

@@ -54,15 +54,15 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
         }
         (Some(_), None) => {}
     }
-    if let Some(sha) = &m.sha256 {
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            bad("model.sha256", format!("{sha:?} is not 64 lowercase hex digits"));
-        }
+    if let Some(sha) = &m.sha256
+        && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        bad("model.sha256", format!("{sha:?} is not 64 lowercase hex digits"));
     }
-    if let Some(size) = m.input_size {
-        if size.width == 0 || size.height == 0 || size.width > 8192 || size.height > 8192 {
-            bad("model.inputSize", format!("{}x{} is outside 1–8192", size.width, size.height));
-        }
+    if let Some(size) = m.input_size
+        && (size.width == 0 || size.height == 0 || size.width > 8192 || size.height > 8192)
+    {
+        bad("model.inputSize", format!("{}x{} is outside 1–8192", size.width, size.height));
     }
     if let Some(n) = &m.normalize {
         if n.mean.len() != 3 || n.std.len() != 3 {
@@ -74,10 +74,10 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
             bad("model.normalize", "applies to float32 inputs only (model.dtype is uint8)".into());
         }
     }
-    if let Some(c) = &m.classes {
-        if c.preset.is_some() == !c.names.is_empty() {
-            bad("model.classes", "set exactly one of classes.preset and classes.names".into());
-        }
+    if let Some(c) = &m.classes
+        && c.preset.is_some() != c.names.is_empty()
+    {
+        bad("model.classes", "set exactly one of classes.preset and classes.names".into());
     }
 
     let p = &spec.postprocess;
@@ -125,10 +125,10 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     if w.concurrency == 0 {
         bad("workers.concurrency", "must be at least 1".into());
     }
-    if let Some(f) = spec.max_failed_fraction {
-        if !(0.0..=1.0).contains(&f) {
-            bad("maxFailedFraction", format!("{f} is outside 0–1"));
-        }
+    if let Some(f) = spec.max_failed_fraction
+        && !(0.0..=1.0).contains(&f)
+    {
+        bad("maxFailedFraction", format!("{f} is outside 0–1"));
     }
     if spec.active_deadline_seconds.is_some_and(|s| s < 1) {
         bad("activeDeadlineSeconds", "must be at least 1".into());
@@ -162,7 +162,7 @@ mod tests {
         let err = validate_spec(&spec(
             "  workers: {shards: 2, parallelism: 3}\n  maxFailedFraction: 1.5\n  inference: {endpoint: 'grpc://x', replicas: 2}\n",
         ))
-        .unwrap_err();
+        .expect_err("invalid spec");
         let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
@@ -176,7 +176,7 @@ mod tests {
         let mut s = spec("");
         s.model.builtin = None;
         s.model.uri = Some("s3://b/m.onnx".into());
-        let err = validate_spec(&s).unwrap_err();
+        let err = validate_spec(&s).expect_err("model.uri without format/size");
         let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["model.format", "model.inputSize"]);
     }
@@ -185,6 +185,6 @@ mod tests {
     fn output_must_be_a_store() {
         let mut s = spec("");
         s.output.uri = "https://example.com/out".into();
-        assert_eq!(validate_spec(&s).unwrap_err().0[0].field, "output.uri");
+        assert_eq!(validate_spec(&s).expect_err("https output").0[0].field, "output.uri");
     }
 }
