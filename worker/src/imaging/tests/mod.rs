@@ -121,3 +121,33 @@ fn jpeg_warnings_are_tolerated() {
     let d = decode(&tail_junk, None, &DecodeLimits::default()).expect("tail junk");
     assert_eq!(d.rgb, reference.rgb);
 }
+
+/// PNG `eXIf` orientation is applied too: coffee.png (600×400, no EXIF) with an `eXIf` chunk saying
+/// 6 (display rotated 90° clockwise) decodes as 400×600, equal to the rotated original.
+#[test]
+fn png_exif_orientation_is_applied() {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    // Big-endian TIFF, one IFD with one entry: Orientation (0x0112), SHORT, 1 value: 6.
+    let tiff: &[u8] = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+    let mut chunk = (tiff.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(b"eXIf");
+    chunk.extend_from_slice(tiff);
+    chunk.extend_from_slice(&crc32(&chunk[4..]).to_be_bytes());
+    let mut png = fixture("photos/coffee.png");
+    let original = full("photos/coffee.png");
+    assert_eq!(original.orientation, 1);
+    // The eXIf chunk goes right after IHDR (8-byte signature + 25-byte IHDR chunk).
+    png.splice(33..33, chunk);
+    let d = decode(&png, None, &DecodeLimits::default()).expect("png with eXIf");
+    assert_eq!((d.orientation, d.width, d.height), (6, 400, 600));
+    assert_eq!(d.rgb, image::imageops::rotate90(&original.rgb));
+}
