@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use labeljob_api::v1alpha1::{Device, ModelSpec};
 use labeljob_worker::imaging::{DecodeLimits, Resizer, decode};
+use labeljob_worker::model::ModelConfig;
 use labeljob_worker::model::decode::Filter;
 use labeljob_worker::model::session::ModelSession;
-use labeljob_worker::model::ModelConfig;
 
 const IMAGES: usize = 1000;
 
@@ -83,13 +83,16 @@ fn main() {
         ),
     )
     .expect("job");
-    let bin = std::env::var_os("LABELJOB_BIN").map(PathBuf::from).unwrap_or_else(|| repo().join("target/release/labeljob"));
+    let bin = std::env::var_os("LABELJOB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/release/labeljob"));
     let t = Instant::now();
     let out = Command::new(&bin).arg("run").arg(&job).arg("--no-progress").output().expect("run labeljob");
     let wall = t.elapsed().as_secs_f64();
     assert!(out.status.success(), "labeljob run failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).expect("report.json")).expect("json");
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).expect("report.json"))
+            .expect("json");
     let run_ips = report["imagesPerSecond"].as_f64().expect("imagesPerSecond");
     let process_ips = IMAGES as f64 / wall;
 
@@ -97,7 +100,13 @@ fn main() {
     println!("|---|---:|---:|");
     println!("| raw ONNX Runtime on pre-decoded 300×300 tensors ({cores} threads) | {ort_ips:.1} | 1.00 |");
     println!("| decode + resize, one core | {decode_ips:.1} | {:.2} |", decode_ips / ort_ips);
-    println!("| `labeljob run` end to end (plan → shards → merge) | {run_ips:.1} | {:.2} |", run_ips / ort_ips);
-    println!("| `labeljob run` process wall time incl. start-up and model load | {process_ips:.1} | {:.2} |", process_ips / ort_ips);
+    println!(
+        "| `labeljob run` end to end (plan → shards → merge) | {run_ips:.1} | {:.2} |",
+        run_ips / ort_ips
+    );
+    println!(
+        "| `labeljob run` process wall time incl. start-up and model load | {process_ips:.1} | {:.2} |",
+        process_ips / ort_ips
+    );
     println!("\nend-to-end ÷ raw ORT = {:.3} (target ≥ 0.9)", run_ips / ort_ips);
 }

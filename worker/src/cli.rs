@@ -118,9 +118,12 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         return EXIT_BUDGET;
     }
     match e.downcast_ref::<JobError>() {
-        Some(JobError::Document { .. } | JobError::Invalid { .. } | JobError::Read { .. } | JobError::UnknownClass(_)) => {
-            EXIT_INVALID
-        }
+        Some(
+            JobError::Document { .. }
+            | JobError::Invalid { .. }
+            | JobError::Read { .. }
+            | JobError::UnknownClass(_),
+        ) => EXIT_INVALID,
         _ => 1,
     }
 }
@@ -162,7 +165,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan { job } => {
             let ctx = JobContext::load(&job).await?;
             let (_, info) = stages::plan(&ctx).await?;
-            println!("planned {} images in {} shards (manifest {})", info.total, info.shards, info.manifest_digest);
+            println!(
+                "planned {} images in {} shards (manifest {})",
+                info.total, info.shards, info.manifest_digest
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Shard { job, index, threads, remote } => {

@@ -85,8 +85,10 @@ pub struct JobContext {
 impl JobContext {
     /// Read, validate and resolve a job file. Nothing is written.
     pub async fn load(path: &Path) -> Result<Arc<Self>, JobError> {
-        let text = std::fs::read_to_string(path).map_err(|source| JobError::Read { path: path.into(), source })?;
-        let mut job = parse_labeljob(&text).map_err(|source| JobError::Document { path: path.into(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| JobError::Read { path: path.into(), source })?;
+        let mut job =
+            parse_labeljob(&text).map_err(|source| JobError::Document { path: path.into(), source })?;
         validate_spec(&job.spec).map_err(|source| JobError::Invalid { path: path.into(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let spec = &mut job.spec;
@@ -108,7 +110,10 @@ impl JobContext {
         let classes = if spec.postprocess.class_filter.is_empty() {
             None
         } else {
-            let ids = model.classes.ids_of(&spec.postprocess.class_filter).map_err(|n| JobError::UnknownClass(n.into()))?;
+            let ids = model
+                .classes
+                .ids_of(&spec.postprocess.class_filter)
+                .map_err(|n| JobError::UnknownClass(n.into()))?;
             Some(
                 (0..model.classes.num_indices() as u32)
                     .filter(|i| model.classes.category(*i).is_some_and(|c| ids.contains(&c.id)))
@@ -147,7 +152,9 @@ impl JobContext {
 /// Download a remote model once into `$LABELJOB_CACHE_DIR` (default `.cache/models`), named by
 /// the sha256 of its URI.
 async fn fetch_model(uri: &str) -> Result<PathBuf, JobError> {
-    let dir = std::env::var_os("LABELJOB_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".cache/models"));
+    let dir = std::env::var_os("LABELJOB_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".cache/models"));
     let path = dir.join(format!("{}.onnx", hex::encode(Sha256::digest(uri.as_bytes()))));
     if path.is_file() {
         return Ok(path);

@@ -74,7 +74,11 @@ const HIST_BINS: usize = 10;
 
 /// Merge every shard of `manifest` into the output. `wall_seconds` is the whole run's wall
 /// time when known (for img/s in the report).
-pub async fn merge(ctx: &JobContext, manifest: &Manifest, wall_seconds: Option<f64>) -> Result<MergeSummary, MergeError> {
+pub async fn merge(
+    ctx: &JobContext,
+    manifest: &Manifest,
+    wall_seconds: Option<f64>,
+) -> Result<MergeSummary, MergeError> {
     let started = Instant::now();
     let shards = ctx.shards();
     let listed = ctx.output.list("shards/").await?;
@@ -93,7 +97,8 @@ pub async fn merge(ctx: &JobContext, manifest: &Manifest, wall_seconds: Option<f
     let mut errors = BufWriter::new(File::create(&err_path)?);
     results.write_all(b"[")?;
 
-    let names: BTreeMap<u32, &str> = ctx.model.classes.categories().iter().map(|c| (c.id, c.name.as_str())).collect();
+    let names: BTreeMap<u32, &str> =
+        ctx.model.classes.categories().iter().map(|c| (c.id, c.name.as_str())).collect();
     let mut per_class: BTreeMap<&str, u64> = BTreeMap::new();
     let mut errors_by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut hist = [0u64; HIST_BINS];
@@ -102,7 +107,8 @@ pub async fn merge(ctx: &JobContext, manifest: &Manifest, wall_seconds: Option<f
 
     for index in 0..shards {
         let bytes = ctx.output.get(&layout::shard_key(index)).await?;
-        let shard: ShardFile = serde_json::from_slice(&bytes).map_err(|source| MergeError::Corrupt { index, source })?;
+        let shard: ShardFile =
+            serde_json::from_slice(&bytes).map_err(|source| MergeError::Corrupt { index, source })?;
         drop(bytes);
         if shard.manifest_digest != manifest.digest || shard.settings_digest != ctx.settings_digest {
             return Err(MergeError::Stale { index });
@@ -135,7 +141,10 @@ pub async fn merge(ctx: &JobContext, manifest: &Manifest, wall_seconds: Option<f
             }
         }
         for e in &shard.errors {
-            serde_json::to_writer(&mut errors, &json!({"uri": e.uri, "stage": e.stage, "kind": e.kind, "reason": e.reason}))?;
+            serde_json::to_writer(
+                &mut errors,
+                &json!({"uri": e.uri, "stage": e.stage, "kind": e.kind, "reason": e.reason}),
+            )?;
             errors.write_all(b"\n")?;
             *errors_by_kind.entry(e.kind.clone()).or_default() += 1;
             failed += 1;

@@ -69,8 +69,10 @@ pub async fn run_job(
         if show_progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
     );
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let ticker = {
         let (bar, counters) = (bar.clone(), counters.clone());
@@ -105,5 +107,10 @@ pub async fn run_job(
     }
     let seconds = started.elapsed().as_secs_f64();
     let merge = merge(&ctx, &manifest, Some(seconds)).await?;
-    Ok(RunSummary { merge, shards_skipped: skipped, shards_run: ran, seconds: started.elapsed().as_secs_f64() })
+    Ok(RunSummary {
+        merge,
+        shards_skipped: skipped,
+        shards_run: ran,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }

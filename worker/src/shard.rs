@@ -46,7 +46,9 @@ pub enum ShardError {
         source: DetectError,
     },
     /// Existing results were made with another manifest or settings and `overwrite: Fail`.
-    #[error("shard {index}: {uri} holds results of another manifest or model/settings (output.overwrite is Fail)")]
+    #[error(
+        "shard {index}: {uri} holds results of another manifest or model/settings (output.overwrite is Fail)"
+    )]
     Conflict {
         /// Shard index.
         index: u32,
@@ -109,11 +111,21 @@ thread_local! {
 impl ShardRunner {
     /// A runner decoding on up to `decoders` threads at once.
     pub fn new(ctx: Arc<JobContext>, detector: Arc<dyn Detector>, decoders: usize) -> Self {
-        Self { ctx, detector, decode_slots: Arc::new(Semaphore::new(decoders.max(1))), limits: DecodeLimits::default() }
+        Self {
+            ctx,
+            detector,
+            decode_slots: Arc::new(Semaphore::new(decoders.max(1))),
+            limits: DecodeLimits::default(),
+        }
     }
 
     /// Run shard `index` over `manifest`, counting into `counters`.
-    pub async fn run(&self, manifest: &Manifest, index: u32, counters: Arc<Counters>) -> Result<ShardOutcome, ShardError> {
+    pub async fn run(
+        &self,
+        manifest: &Manifest,
+        index: u32,
+        counters: Arc<Counters>,
+    ) -> Result<ShardOutcome, ShardError> {
         let shards = self.ctx.shards();
         if index >= shards {
             return Err(ShardError::Index { index, shards });
@@ -196,7 +208,13 @@ impl ShardRunner {
     async fn process(&self, entry: ManifestEntry) -> (Result<ShardImage, Failure>, Timings) {
         let mut t = Timings::default();
         let fail = |stage: &str, kind: &str, reason: String| {
-            Failure::Image(ImageError { id: entry.id, uri: entry.uri.clone(), stage: stage.into(), kind: kind.into(), reason })
+            Failure::Image(ImageError {
+                id: entry.id,
+                uri: entry.uri.clone(),
+                stage: stage.into(),
+                kind: kind.into(),
+                reason,
+            })
         };
         let t0 = Instant::now();
         let bytes = match self.ctx.input.fetch(&entry).await {
@@ -217,8 +235,9 @@ impl ShardRunner {
             };
             tokio::task::spawn_blocking(move || {
                 let img = decode(&bytes, Some((w, h)), &limits).map_err(|e| (e.reason(), e.to_string()))?;
-                let (pixels, transform) =
-                    RESIZER.with(|r| r.borrow_mut().resize(&img, w, h, mode)).map_err(|e| ("resize", e.to_string()))?;
+                let (pixels, transform) = RESIZER
+                    .with(|r| r.borrow_mut().resize(&img, w, h, mode))
+                    .map_err(|e| ("resize", e.to_string()))?;
                 Ok::<_, (&'static str, String)>((img.width, img.height, pixels, transform))
             })
             .await

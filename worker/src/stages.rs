@@ -81,7 +81,10 @@ pub fn local_engine_options(ctx: &JobContext, threads: usize) -> EngineOptions {
 }
 
 /// Start the in-process engine for a job.
-pub fn start_engine(ctx: &Arc<JobContext>, threads: usize) -> Result<Engine, crate::model::session::SessionError> {
+pub fn start_engine(
+    ctx: &Arc<JobContext>,
+    threads: usize,
+) -> Result<Engine, crate::model::session::SessionError> {
     Engine::start(ctx.model.clone(), local_engine_options(ctx, threads))
 }
 

@@ -165,13 +165,23 @@ impl ModelConfig {
             })),
         };
         let normalize = spec.normalize.as_ref().map(|n| {
-            let arr = |v: &[f32]| [v.first().copied().unwrap_or(0.0), v.get(1).copied().unwrap_or(0.0), v.get(2).copied().unwrap_or(0.0)];
+            let arr = |v: &[f32]| {
+                [
+                    v.first().copied().unwrap_or(0.0),
+                    v.get(1).copied().unwrap_or(0.0),
+                    v.get(2).copied().unwrap_or(0.0),
+                ]
+            };
             (arr(&n.mean), arr(&n.std))
         });
         let sha256 = file_sha256(&path)?;
         if let Some(expected) = &spec.sha256 {
             if expected != &sha256 {
-                return Err(ModelConfigError::DigestMismatch { path, expected: expected.clone(), actual: sha256 });
+                return Err(ModelConfigError::DigestMismatch {
+                    path,
+                    expected: expected.clone(),
+                    actual: sha256,
+                });
             }
         }
         Ok(Self {
@@ -253,7 +263,10 @@ mod tests {
     fn resolves_the_builtin_model() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
         let cfg = ModelConfig::resolve(
-            &ModelSpec { uri: Some(format!("file://{dir}/ssd-mobilenet-v2-coco.onnx")), ..builtin_spec_uri() },
+            &ModelSpec {
+                uri: Some(format!("file://{dir}/ssd-mobilenet-v2-coco.onnx")),
+                ..builtin_spec_uri()
+            },
             None,
         )
         .expect("resolves");

@@ -85,13 +85,18 @@ fn decode_ssd(outputs: &[ArrayD<f32>], w: f32, h: f32) -> Result<Vec<Vec<RawDete
     if outputs.len() != 4 {
         return Err(DecodeError::OutputCount { format: f, expected: 4, found: outputs.len() });
     }
-    let boxes = outputs[0].view().into_dimensionality::<Ix3>().map_err(|_| shape_err(f, 0, &outputs[0], "[N,K,4]"))?;
+    let boxes = outputs[0]
+        .view()
+        .into_dimensionality::<Ix3>()
+        .map_err(|_| shape_err(f, 0, &outputs[0], "[N,K,4]"))?;
     if boxes.shape()[2] != 4 {
         return Err(shape_err(f, 0, &outputs[0], "[N,K,4]"));
     }
     let (n, k) = (boxes.shape()[0], boxes.shape()[1]);
-    let classes = outputs[1].view().into_dimensionality::<Ix2>().map_err(|_| shape_err(f, 1, &outputs[1], "[N,K]"))?;
-    let scores = outputs[2].view().into_dimensionality::<Ix2>().map_err(|_| shape_err(f, 2, &outputs[2], "[N,K]"))?;
+    let classes =
+        outputs[1].view().into_dimensionality::<Ix2>().map_err(|_| shape_err(f, 1, &outputs[1], "[N,K]"))?;
+    let scores =
+        outputs[2].view().into_dimensionality::<Ix2>().map_err(|_| shape_err(f, 2, &outputs[2], "[N,K]"))?;
     if classes.shape() != [n, k] {
         return Err(shape_err(f, 1, &outputs[1], "[N,K]"));
     }
@@ -115,7 +120,11 @@ fn decode_ssd(outputs: &[ArrayD<f32>], w: f32, h: f32) -> Result<Vec<Vec<RawDete
             if !(class >= 0.0) || !class.is_finite() {
                 continue;
             }
-            dets.push(RawDetection { bbox: [x1 * w, y1 * h, x2 * w, y2 * h], score: scores[[i, j]], class: class as u32 });
+            dets.push(RawDetection {
+                bbox: [x1 * w, y1 * h, x2 * w, y2 * h],
+                score: scores[[i, j]],
+                class: class as u32,
+            });
         }
         out.push(dets);
     }
@@ -128,7 +137,10 @@ fn decode_yolov8(outputs: &[ArrayD<f32>], filter: &Filter) -> Result<Vec<Vec<Raw
     if outputs.len() != 1 {
         return Err(DecodeError::OutputCount { format: f, expected: 1, found: outputs.len() });
     }
-    let pred = outputs[0].view().into_dimensionality::<Ix3>().map_err(|_| shape_err(f, 0, &outputs[0], "[N,4+C,A]"))?;
+    let pred = outputs[0]
+        .view()
+        .into_dimensionality::<Ix3>()
+        .map_err(|_| shape_err(f, 0, &outputs[0], "[N,4+C,A]"))?;
     if pred.shape()[1] < 5 {
         return Err(shape_err(f, 0, &outputs[0], "[N,4+C,A]"));
     }
@@ -167,7 +179,10 @@ fn decode_xyxy(outputs: &[ArrayD<f32>]) -> Result<Vec<Vec<RawDetection>>, Decode
     if outputs.is_empty() {
         return Err(DecodeError::OutputCount { format: f, expected: 1, found: 0 });
     }
-    let d = outputs[0].view().into_dimensionality::<Ix3>().map_err(|_| shape_err(f, 0, &outputs[0], "[N,K,6]"))?;
+    let d = outputs[0]
+        .view()
+        .into_dimensionality::<Ix3>()
+        .map_err(|_| shape_err(f, 0, &outputs[0], "[N,K,6]"))?;
     if d.shape()[2] != 6 {
         return Err(shape_err(f, 0, &outputs[0], "[N,K,6]"));
     }
@@ -196,7 +211,8 @@ pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = iw * ih;
-    let union = (a[2] - a[0]).max(0.0) * (a[3] - a[1]).max(0.0) + (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0)
+    let union = (a[2] - a[0]).max(0.0) * (a[3] - a[1]).max(0.0)
+        + (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0)
         - inter;
     if union <= 0.0 { 0.0 } else { inter / union }
 }
@@ -232,7 +248,8 @@ mod tests {
         let classes = arr(&[1, 3], vec![17.0, 0.0, 2.0]);
         let scores = arr(&[1, 3], vec![0.9, 0.5, 0.1]);
         let count = arr(&[1], vec![3.0]);
-        let out = decode(ModelFormat::SsdTflite, &[boxes, classes, scores, count], 300, 200, &filter()).expect("ok");
+        let out = decode(ModelFormat::SsdTflite, &[boxes, classes, scores, count], 300, 200, &filter())
+            .expect("ok");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].len(), 2, "the 0.1 score is dropped");
         assert_eq!(out[0][0].class, 17);
@@ -245,8 +262,14 @@ mod tests {
         let boxes = arr(&[1, 2, 4], vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5]);
         let classes = arr(&[1, 2], vec![1.0, 1.0]);
         let scores = arr(&[1, 2], vec![0.9, 0.9]);
-        let out = decode(ModelFormat::SsdTflite, &[boxes.clone(), classes.clone(), scores.clone(), arr(&[1], vec![1.0])], 10, 10, &filter())
-            .expect("ok");
+        let out = decode(
+            ModelFormat::SsdTflite,
+            &[boxes.clone(), classes.clone(), scores.clone(), arr(&[1], vec![1.0])],
+            10,
+            10,
+            &filter(),
+        )
+        .expect("ok");
         assert_eq!(out[0].len(), 1);
         let err = decode(ModelFormat::SsdTflite, &[boxes, classes], 10, 10, &filter()).unwrap_err();
         assert!(matches!(err, DecodeError::OutputCount { expected: 4, found: 2, .. }));
@@ -257,10 +280,13 @@ mod tests {
         // 2 classes, 3 anchors: two overlapping boxes of class 0 and one of class 1.
         let mut v = vec![0.0; 6 * 3];
         let set = |v: &mut Vec<f32>, row: usize, a: usize, x: f32| v[row * 3 + a] = x;
-        for (a, (cx, cy, w, h, s0, s1)) in
-            [(50.0, 50.0, 20.0, 20.0, 0.9, 0.1), (52.0, 50.0, 20.0, 20.0, 0.8, 0.1), (50.0, 50.0, 20.0, 20.0, 0.1, 0.7)]
-                .into_iter()
-                .enumerate()
+        for (a, (cx, cy, w, h, s0, s1)) in [
+            (50.0, 50.0, 20.0, 20.0, 0.9, 0.1),
+            (52.0, 50.0, 20.0, 20.0, 0.8, 0.1),
+            (50.0, 50.0, 20.0, 20.0, 0.1, 0.7),
+        ]
+        .into_iter()
+        .enumerate()
         {
             for (row, x) in [cx, cy, w, h, s0, s1].into_iter().enumerate() {
                 set(&mut v, row, a, x);
@@ -274,7 +300,10 @@ mod tests {
 
     #[test]
     fn xyxy_filters_classes_and_caps() {
-        let d = arr(&[1, 3, 6], vec![0., 0., 10., 10., 0.9, 1., 0., 0., 5., 5., 0.8, 2., 1., 1., 4., 4., 0.7, 1.]);
+        let d = arr(
+            &[1, 3, 6],
+            vec![0., 0., 10., 10., 0.9, 1., 0., 0., 5., 5., 0.8, 2., 1., 1., 4., 4., 0.7, 1.],
+        );
         let f = Filter { classes: Some(vec![1]), max_detections: 1, ..filter() };
         let out = decode(ModelFormat::DetectionsXyxy, &[d], 10, 10, &f).expect("ok");
         assert_eq!(out[0].len(), 1);

@@ -89,9 +89,17 @@ impl Default for EngineMetrics {
 impl EngineMetrics {
     /// Register under `registry` (the caller picks the prefix).
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("queue_depth", "Images queued or running in the inference engine", self.queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Images queued or running in the inference engine",
+            self.queue_depth.clone(),
+        );
         registry.register("batch_size", "Images per model run", self.batch_size.clone());
-        registry.register("queue_wait_seconds", "Time an image waited for its batch", self.queue_wait.clone());
+        registry.register(
+            "queue_wait_seconds",
+            "Time an image waited for its batch",
+            self.queue_wait.clone(),
+        );
         registry.register("inference_duration_seconds", "Time per model run", self.inference.clone());
     }
 }
@@ -168,7 +176,11 @@ impl Engine {
     /// them all (the server's 429).
     pub async fn try_detect_many(&self, images: Vec<Vec<u8>>) -> Result<Vec<Vec<RawDetection>>, InferError> {
         let n = images.len() as u32;
-        let mut permit = self.slots.clone().try_acquire_many_owned(n).map_err(|_| InferError::Overloaded(self.capacity))?;
+        let mut permit = self
+            .slots
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| InferError::Overloaded(self.capacity))?;
         let mut waits = Vec::with_capacity(images.len());
         for image in images {
             let one = permit.split(1).ok_or(InferError::Stopped)?;
@@ -196,7 +208,9 @@ impl Engine {
         }
         let (reply, rx) = oneshot::channel();
         self.metrics.queue_depth.inc();
-        self.tx.send(Job { image, enqueued: Instant::now(), reply, _permit: permit }).map_err(|_| InferError::Stopped)?;
+        self.tx
+            .send(Job { image, enqueued: Instant::now(), reply, _permit: permit })
+            .map_err(|_| InferError::Stopped)?;
         Ok(rx)
     }
 }

@@ -22,7 +22,9 @@ pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// libonnxruntime could not be found or loaded.
-    #[error("cannot load ONNX Runtime from {path}: {message} (run scripts/fetch-ort.sh and set ORT_DYLIB_PATH)")]
+    #[error(
+        "cannot load ONNX Runtime from {path}: {message} (run scripts/fetch-ort.sh and set ORT_DYLIB_PATH)"
+    )]
     Library {
         /// Path tried.
         path: PathBuf,
@@ -99,7 +101,10 @@ pub struct ModelSession {
 
 impl std::fmt::Debug for ModelSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModelSession").field("model", &self.config.name).field("max_batch", &self.max_batch).finish()
+        f.debug_struct("ModelSession")
+            .field("model", &self.config.name)
+            .field("max_batch", &self.max_batch)
+            .finish()
     }
 }
 
@@ -156,7 +161,11 @@ impl ModelSession {
 
     /// Run a batch of `width×height×3` RGB u8 images (already resized) and decode the
     /// detections, in model-input pixels. Batches larger than the model takes are split.
-    pub fn detect(&mut self, images: &[&[u8]], filter: &Filter) -> Result<Vec<Vec<RawDetection>>, SessionError> {
+    pub fn detect(
+        &mut self,
+        images: &[&[u8]],
+        filter: &Filter,
+    ) -> Result<Vec<Vec<RawDetection>>, SessionError> {
         let mut all = Vec::with_capacity(images.len());
         let chunk = self.max_batch.max(1);
         for part in images.chunks(chunk) {
@@ -165,13 +174,21 @@ impl ModelSession {
         Ok(all)
     }
 
-    fn detect_batch(&mut self, images: &[&[u8]], filter: &Filter) -> Result<Vec<Vec<RawDetection>>, SessionError> {
+    fn detect_batch(
+        &mut self,
+        images: &[&[u8]],
+        filter: &Filter,
+    ) -> Result<Vec<Vec<RawDetection>>, SessionError> {
         let c = &self.config;
         let tensor = to_tensor(images, c.width, c.height, c.layout, c.dtype, c.channel_order, c.normalize)
             .map_err(SessionError::Tensor)?;
         let outputs = match &tensor {
-            Tensor::U8(a) => self.session.run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
-            Tensor::F32(a) => self.session.run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
+            Tensor::U8(a) => self
+                .session
+                .run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
+            Tensor::F32(a) => self
+                .session
+                .run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
         };
         let mut arrays: Vec<ArrayD<f32>> = Vec::with_capacity(self.output_names.len());
         for name in &self.output_names {
@@ -192,7 +209,9 @@ impl ModelSession {
 }
 
 #[cfg(feature = "cuda")]
-fn with_cuda(builder: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder, SessionError> {
+fn with_cuda(
+    builder: ort::session::builder::SessionBuilder,
+) -> Result<ort::session::builder::SessionBuilder, SessionError> {
     use ort::ep::ExecutionProvider;
     let ep = ort::ep::CUDA::default();
     match ep.is_available() {
@@ -210,6 +229,10 @@ fn with_cuda(builder: ort::session::builder::SessionBuilder) -> Result<ort::sess
 }
 
 #[cfg(not(feature = "cuda"))]
-fn with_cuda(_builder: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder, SessionError> {
-    Err(SessionError::Cuda("this labeljob was built without the `cuda` feature (cargo build --features cuda)".into()))
+fn with_cuda(
+    _builder: ort::session::builder::SessionBuilder,
+) -> Result<ort::session::builder::SessionBuilder, SessionError> {
+    Err(SessionError::Cuda(
+        "this labeljob was built without the `cuda` feature (cargo build --features cuda)".into(),
+    ))
 }
