@@ -188,7 +188,7 @@ pub async fn merge(
         std::io::copy(&mut File::open(&img_path)?, &mut out)?;
         out.write_all(b"],\"annotations\":[")?;
         std::io::copy(&mut File::open(&ann_path)?, &mut out)?;
-        write!(out, "],\"categories\":{}}}\n", serde_json::to_string(ctx.model.classes.categories())?)?;
+        writeln!(out, "],\"categories\":{}}}", serde_json::to_string(ctx.model.classes.categories())?)?;
         out.flush()?;
     }
     ctx.output.put_file(layout::ANNOTATIONS, &ann_json).await?;

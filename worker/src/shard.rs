@@ -228,7 +228,7 @@ impl ShardRunner {
 
         let t1 = Instant::now();
         let (w, h, mode) = (self.ctx.model.width, self.ctx.model.height, self.ctx.model.resize);
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let decoded = {
             let Ok(_slot) = self.decode_slots.acquire().await else {
                 return (Err(fail("decode", "cancelled", "decoder pool closed".into())), t);

@@ -175,14 +175,14 @@ impl ModelConfig {
             (arr(&n.mean), arr(&n.std))
         });
         let sha256 = file_sha256(&path)?;
-        if let Some(expected) = &spec.sha256 {
-            if expected != &sha256 {
-                return Err(ModelConfigError::DigestMismatch {
-                    path,
-                    expected: expected.clone(),
-                    actual: sha256,
-                });
-            }
+        if let Some(expected) = &spec.sha256
+            && expected != &sha256
+        {
+            return Err(ModelConfigError::DigestMismatch {
+                path,
+                expected: expected.clone(),
+                actual: sha256,
+            });
         }
         Ok(Self {
             name,
@@ -230,12 +230,12 @@ fn models_dirs() -> Vec<PathBuf> {
         dirs.push(PathBuf::from(d));
     }
     dirs.push(PathBuf::from("models"));
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(bin) = exe.parent() {
-            dirs.push(bin.join("../share/labeljob/models"));
-            // target/{debug,release}/labeljob inside a checkout.
-            dirs.push(bin.join("../../models"));
-        }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(bin) = exe.parent()
+    {
+        dirs.push(bin.join("../share/labeljob/models"));
+        // target/{debug,release}/labeljob inside a checkout.
+        dirs.push(bin.join("../../models"));
     }
     dirs.push(PathBuf::from("/opt/labeljob/models"));
     dirs
@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn unknown_builtin_is_named() {
         let spec = ModelSpec { builtin: Some("yolo-nope".into()), ..Default::default() };
-        let err = ModelConfig::resolve(&spec, None).unwrap_err();
+        let err = ModelConfig::resolve(&spec, None).expect_err("unknown builtin");
         assert!(err.to_string().contains("yolo-nope") && err.to_string().contains("ssd-mobilenet-v2-coco"));
     }
 

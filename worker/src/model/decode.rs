@@ -117,7 +117,7 @@ fn decode_ssd(outputs: &[ArrayD<f32>], w: f32, h: f32) -> Result<Vec<Vec<RawDete
             let c = |v: f32| v.clamp(0.0, 1.0);
             let (y1, x1, y2, x2) = (c(b[[j, 0]]), c(b[[j, 1]]), c(b[[j, 2]]), c(b[[j, 3]]));
             let class = classes[[i, j]];
-            if !(class >= 0.0) || !class.is_finite() {
+            if class.is_nan() || class < 0.0 || !class.is_finite() {
                 continue;
             }
             dets.push(RawDetection {
@@ -271,7 +271,8 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(out[0].len(), 1);
-        let err = decode(ModelFormat::SsdTflite, &[boxes, classes], 10, 10, &filter()).unwrap_err();
+        let err =
+            decode(ModelFormat::SsdTflite, &[boxes, classes], 10, 10, &filter()).expect_err("two outputs");
         assert!(matches!(err, DecodeError::OutputCount { expected: 4, found: 2, .. }));
     }
 

@@ -70,11 +70,11 @@ pub fn ort_library_path(explicit: Option<&Path>) -> PathBuf {
         return PathBuf::from(p);
     }
     let mut candidates = vec![PathBuf::from(".cache/ort/lib/libonnxruntime.so")];
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(bin) = exe.parent() {
-            candidates.push(bin.join("../../.cache/ort/lib/libonnxruntime.so"));
-            candidates.push(bin.join("../lib/libonnxruntime.so"));
-        }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(bin) = exe.parent()
+    {
+        candidates.push(bin.join("../../.cache/ort/lib/libonnxruntime.so"));
+        candidates.push(bin.join("../lib/libonnxruntime.so"));
     }
     candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
 }
