@@ -214,7 +214,7 @@ fn with_cuda(
 ) -> Result<ort::session::builder::SessionBuilder, SessionError> {
     use ort::ep::ExecutionProvider;
     let ep = ort::ep::CUDA::default();
-    match ep.is_available() {
+    match ort::ep::CUDA::is_available() {
         Ok(true) => {}
         Ok(false) => {
             return Err(SessionError::Cuda(
@@ -225,7 +225,7 @@ fn with_cuda(
     }
     builder
         .with_execution_providers([ep.build().error_on_failure()])
-        .map_err(|e| SessionError::Cuda(ort::Error::from(e).to_string()))
+        .map_err(|e| SessionError::Cuda(e.to_string()))
 }
 
 #[cfg(not(feature = "cuda"))]
