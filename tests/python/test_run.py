@@ -89,10 +89,9 @@ def iou(a, b):
 
 
 def test_detections_equal_python_onnxruntime_reference(photo_run):
-    """Same class, IoU >= 0.9, |dscore| <= 0.03; detections within 0.03 of the threshold are
-    excepted. The int8 model reacts to 1-level pixel differences between our resize and
-    Pillow's, so the test lists every miss and allows at most 5% of the reference detections
-    to be outside the tolerance (measured 2026-11-23: 1 of 24, horses.jpg)."""
+    """Every reference detection has its counterpart (same class, IoU >= 0.9, |dscore| <=
+    0.03) and we report none the reference lacks; only detections within 0.03 of the score
+    threshold are excepted, as either side of the threshold may keep them."""
     result, _ = photo_run
     coco = COCO(str(result / "annotations.json"))
     by_name = {Path(i["file_name"]).name: i for i in coco.imgs.values()}
@@ -113,16 +112,19 @@ def test_detections_equal_python_onnxruntime_reference(photo_run):
             elif score >= THRESHOLD + near:
                 misses.append(f"{path.name}: reference class {cls} score {score:.3f} box {[round(float(v), 1) for v in box]}; ours {ours}")
         for cls, score, box in unmatched:
-            # An extra box with no reference counterpart (a shifted one is already a miss above).
-            if score >= THRESHOLD + near and not any(r[0] == cls and iou(r[2], box) >= 0.5 for r in ref):
-                misses.append(f"{path.name}: extra detection {cls} {score:.3f} {box}")
-    total = compared + len(misses)
+            if score >= THRESHOLD + near:
+                misses.append(f"{path.name}: detection {cls} {score:.3f} {box} has no reference counterpart")
     assert compared >= 20, f"only {compared} detections compared"
-    assert len(misses) <= 0.05 * total, "\n".join(misses)
-    print(f"reference detections within tolerance: {compared}/{total}; misses: {misses}")
+    assert not misses, "\n".join(misses)
+    print(f"reference detections matched: {compared}")
 
 
 def test_exif_rotated_copies_match_their_originals(photo_run):
+    """The orientation is applied: each strong detection of an original has its counterpart
+    on the rotated copy (a wrongly turned image gives unrelated boxes, IoU near 0). The copies
+    are q95 re-encodes, and the int8 model moves boxes on that noise: the Python reference
+    itself finds the second horse at IoU 0.84 between horses.jpg and horses-exif8.jpg, so the
+    bound is 0.8 (the exact per-file check against the reference is the test above)."""
     result, _ = photo_run
     coco = COCO(str(result / "annotations.json"))
     by_name = {Path(i["file_name"]).name: i for i in coco.imgs.values()}
@@ -133,7 +135,7 @@ def test_exif_rotated_copies_match_their_originals(photo_run):
         rb = coco.loadAnns(coco.getAnnIds(imgIds=b["id"]))
         strong = [x for x in rb if x["score"] >= THRESHOLD + 0.05]
         for x in strong:
-            assert any(y["category_id"] == x["category_id"] and iou(x["bbox"], y["bbox"]) >= 0.85 for y in ra), (rotated, x)
+            assert any(y["category_id"] == x["category_id"] and iou(x["bbox"], y["bbox"]) >= 0.8 for y in ra), (rotated, x)
 
 
 def test_corrupt_inputs_are_recorded_not_fatal(tmp_path, labeljob_bin, run_env):

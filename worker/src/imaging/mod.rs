@@ -5,13 +5,14 @@
 //! JPEGs with libjpeg-turbo at the smallest DCT scale (1/8, 1/4, 1/2) that still covers the
 //! model input, PNG/WebP/BMP with the `image` crate, drops alpha and reduces 16-bit samples
 //! like Pillow's `convert("RGB")`, and applies the EXIF orientation. [`Resizer`] then
-//! resamples (antialiased bilinear, as Pillow's `BILINEAR`) to the model input by stretch or
+//! resamples (antialiased bilinear, bit-exact with Pillow's `BILINEAR`) to the model input by stretch or
 //! letterbox and returns the [`BoxTransform`] that maps detections back to original pixels;
 //! [`to_tensor`] batches the results in the layout, dtype and channel order the model wants.
 
 mod jpeg;
 mod orient;
 mod raster;
+mod resample;
 mod resize;
 mod tensor;
 #[cfg(test)]

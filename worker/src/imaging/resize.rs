@@ -1,18 +1,18 @@
-//! Resize to the model input (SIMD, fast_image_resize) and the box transform back.
+//! Resize to the model input and the box transform back.
 //!
-//! Resampling is a bilinear *convolution*: the filter widens with the reduction factor, so
-//! downscaling is antialiased like Pillow's `resize(..., BILINEAR)` (not OpenCV's
-//! `INTER_LINEAR`, which samples 2×2 pixels). `stretch` maps the whole image onto the input;
+//! Resampling is Pillow's antialiased bilinear convolution, reproduced bit for bit
+//! ([`super::resample`]): the filter widens with the reduction factor, so downscaling is
+//! antialiased like `resize(..., BILINEAR)` (not OpenCV's `INTER_LINEAR`, which samples 2×2
+//! pixels). `stretch` maps the whole image onto the input;
 //! `letterbox` keeps the aspect ratio, centres the image and pads with grey 114 (Ultralytics'
 //! `LetterBox`: `round(size · r)` content, left/top padding = floor of half the slack).
 //! [`BoxTransform`] is computed from the original upright size only, so it is the same
 //! whether or not the JPEG was decoded at a reduced DCT scale.
 
-use fast_image_resize::images::{CroppedImageMut, Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions};
 use labeljob_api::v1alpha1::ResizeMode;
 
 use super::Decoded;
+use super::resample::{Resampler, Source, Target};
 
 /// Letterbox padding value (Ultralytics convention).
 pub const PAD_VALUE: u8 = 114;
@@ -89,21 +89,22 @@ pub enum ResizeError {
     /// The decoded image has a zero side.
     #[error("decoded image is empty")]
     EmptySource,
-    /// fast_image_resize refused the buffers.
-    #[error("resampling failed")]
-    Resample(#[from] fast_image_resize::ResizeError),
-    /// A pixel buffer does not match its declared size.
-    #[error("pixel buffer does not match the image size")]
-    Buffer(#[from] fast_image_resize::ImageBufferError),
-    /// The letterbox content box does not fit the input.
-    #[error("letterbox content does not fit the input")]
-    Crop(#[from] fast_image_resize::CropBoxError),
+    /// The pixel buffer does not hold `width × height` RGB pixels.
+    #[error("pixel buffer of {got} bytes does not hold {width}×{height} RGB pixels")]
+    Buffer {
+        /// Bytes present.
+        got: usize,
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+    },
 }
 
-/// Reusable per-thread resizer (holds fast_image_resize's scratch buffers).
+/// Reusable per-thread resizer (holds the cached weights and scratch rows).
 #[derive(Debug)]
 pub struct Resizer {
-    inner: fast_image_resize::Resizer,
+    inner: Resampler,
 }
 
 impl Default for Resizer {
@@ -113,9 +114,9 @@ impl Default for Resizer {
 }
 
 impl Resizer {
-    /// A resizer using the best SIMD extensions of this CPU.
+    /// A resizer with empty caches.
     pub fn new() -> Self {
-        Self { inner: fast_image_resize::Resizer::new() }
+        Self { inner: Resampler::default() }
     }
 
     /// Resizes `img` to `width × height` by `mode`: returns H×W×3 RGB bytes and the box
@@ -158,15 +159,21 @@ impl Resizer {
                 out.resize(len, PAD_VALUE);
             }
         }
-        let src = ImageRef::new(img.rgb.width(), img.rgb.height(), img.rgb.as_raw(), PixelType::U8x3)?;
-        let [left, top, w, h] = img.source_region();
-        let options = ResizeOptions::new()
-            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-            .crop(left, top, w, h);
-        let mut dst = Image::from_slice_u8(width, height, out, PixelType::U8x3)?;
-        let (cw, ch) = t.content;
-        let mut view = CroppedImageMut::new(&mut dst, t.pad.0, t.pad.1, cw, ch)?;
-        self.inner.resize(&src, &mut view, &options)?;
+        let (sw, sh) = (img.rgb.width(), img.rgb.height());
+        let pixels = img.rgb.as_raw().as_slice();
+        if pixels.len() != sw as usize * sh as usize * 3 {
+            return Err(ResizeError::Buffer { got: pixels.len(), width: sw, height: sh });
+        }
+        let src = Source { pixels, width: sw as usize, height: sh as usize };
+        let mut dst = Target {
+            pixels: out,
+            stride: width as usize * 3,
+            left: t.pad.0 as usize,
+            top: t.pad.1 as usize,
+            width: t.content.0 as usize,
+            height: t.content.1 as usize,
+        };
+        self.inner.resample(&src, img.source_region(), &mut dst);
         Ok(t)
     }
 }

@@ -1,6 +1,6 @@
 //! The photos decode at their upright size; EXIF copies match the originals; scaled decode
 //! picks the right factor and stays close to a full decode; the resized output matches an
-//! independent decode + resize path; header bombs are refused.
+//! independent decode + resize path and is bit-exact with Pillow; header bombs are refused.
 
 use image::RgbImage;
 use labeljob_api::v1alpha1::ResizeMode;
@@ -169,7 +169,7 @@ fn encode_jpeg(img: &RgbImage, quality: i32) -> Vec<u8> {
     c.compress_to_vec(src).expect("encode")
 }
 
-/// Our path (libjpeg-turbo, reduced when possible, fast_image_resize) against an independent
+/// Our path (libjpeg-turbo, reduced when possible, Pillow-exact resampling) against an independent
 /// one (the `image` crate's decoders and its own triangle-filter resize).
 #[test]
 fn resized_output_matches_an_independent_path() {
@@ -231,4 +231,29 @@ fn jpeg_header_bombs_are_refused_before_decoding() {
     let tight = DecodeLimits { max_bytes: 1000, ..DecodeLimits::default() };
     let e = decode(&fixture("photos/dog.jpg"), None, &tight).expect_err("bytes");
     assert!(matches!(e, DecodeError::InputTooLarge { max_bytes: 1000, .. }), "{e:?}");
+}
+
+/// Full decode + resize equals Pillow byte for byte: the sha256 of every photo in every
+/// geometry equals `tests/fixtures/pillow-resize.json`, which `tests/python/test_resize_pillow.py`
+/// recomputes with the installed Pillow.
+#[test]
+fn resize_is_bit_exact_with_pillow() {
+    use sha2::{Digest, Sha256};
+    let want: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+        serde_json::from_slice(&fixture("pillow-resize.json")).expect("pillow-resize.json");
+    let names = fixture_names("photos");
+    assert_eq!(want.keys().cloned().collect::<Vec<_>>(), names, "pillow-resize.json lists every photo");
+    let mut r = Resizer::new();
+    for name in names {
+        let img = full(&format!("photos/{name}"));
+        for (variant, (w, h, mode)) in [
+            ("stretch-300x300", (300, 300, ResizeMode::Stretch)),
+            ("stretch-640x640", (640, 640, ResizeMode::Stretch)),
+            ("letterbox-320x256", (320, 256, ResizeMode::Letterbox)),
+        ] {
+            let (pixels, _) = r.resize(&img, w, h, mode).expect("resize");
+            let got = hex::encode(Sha256::digest(&pixels));
+            assert_eq!(got, want[&name][variant], "{name} {variant}");
+        }
+    }
 }

@@ -47,7 +47,7 @@ pub(super) fn diff(a: &[u8], b: &[u8]) -> (f64, u8) {
 }
 
 /// Independent reference resize: the `image` crate's own separable triangle (bilinear)
-/// convolution, antialiased like Pillow's BILINEAR; shares no code with fast_image_resize.
+/// convolution, antialiased like Pillow's BILINEAR; shares no code with ours.
 pub(super) fn reference_resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
     image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle)
 }
