@@ -44,7 +44,12 @@ pub enum Command {
         /// The LabelJob YAML file (the same file you would `kubectl apply`).
         #[arg(env = "LABELJOB_JOB_FILE")]
         file: PathBuf,
-        /// Intra-op threads for in-process inference (default: all cores).
+        /// In-process inference: model sessions run side by side (default: one per core on
+        /// CPU, at most 4; 1 on CUDA).
+        #[arg(long, env = "LABELJOB_SESSIONS")]
+        sessions: Option<usize>,
+        /// In-process inference: intra-op threads per session (default: the cores divided by
+        /// the sessions).
         #[arg(long, env = "LABELJOB_THREADS")]
         threads: Option<usize>,
         /// Hide the progress bar.
@@ -68,7 +73,12 @@ pub enum Command {
         /// Shard index (in a Kubernetes Indexed Job: $JOB_COMPLETION_INDEX).
         #[arg(long, env = "JOB_COMPLETION_INDEX")]
         index: u32,
-        /// Intra-op threads for in-process inference (default: all cores).
+        /// In-process inference: model sessions run side by side (default: one per core on
+        /// CPU, at most 4; 1 on CUDA).
+        #[arg(long, env = "LABELJOB_SESSIONS")]
+        sessions: Option<usize>,
+        /// In-process inference: intra-op threads per session (default: the cores divided by
+        /// the sessions).
         #[arg(long, env = "LABELJOB_THREADS")]
         threads: Option<usize>,
         /// Remote inference.
@@ -142,9 +152,9 @@ pub fn init_tracing(format: LogFormat) {
 /// Run a subcommand.
 pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { file, threads, no_progress, remote } => {
+        Command::Run { file, sessions, threads, no_progress, remote } => {
             let ctx = JobContext::load(&file).await?;
-            let detector = detector(&ctx, threads, &remote).await?;
+            let detector = detector(&ctx, (sessions, threads), &remote).await?;
             let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let s = run::run_job(ctx.clone(), detector, stages::cores(), show).await?;
             let m = &s.merge;
@@ -171,10 +181,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shard { job, index, threads, remote } => {
+        Command::Shard { job, index, sessions, threads, remote } => {
             let ctx = JobContext::load(&job).await?;
             let (manifest, _) = stages::plan(&ctx).await?;
-            let detector = detector(&ctx, threads, &remote).await?;
+            let detector = detector(&ctx, (sessions, threads), &remote).await?;
             let runner = ShardRunner::new(ctx.clone(), detector, stages::cores());
             match runner.run(&manifest, index, Arc::new(Counters::default())).await? {
                 ShardOutcome::Skipped { images } => println!("shard {index}: already done ({images} images)"),
@@ -219,12 +229,12 @@ fn budget(m: &merge::MergeSummary) -> anyhow::Result<ExitCode> {
 /// model in this process.
 async fn detector(
     ctx: &Arc<JobContext>,
-    threads: Option<usize>,
+    size: (Option<usize>, Option<usize>),
     remote: &EndpointArgs,
 ) -> anyhow::Result<Arc<dyn Detector>> {
     let inference = &ctx.job.spec.inference;
     let Some(endpoint) = remote.endpoint.clone().or_else(|| inference.endpoint.clone()) else {
-        return local_detector(ctx, threads);
+        return local_detector(ctx, size);
     };
     let spec = &ctx.job.spec;
     let name = inference
@@ -244,8 +254,11 @@ async fn detector(
     Ok(Arc::new(client))
 }
 
-fn local_detector(ctx: &Arc<JobContext>, threads: Option<usize>) -> anyhow::Result<Arc<dyn Detector>> {
-    let engine = stages::start_engine(ctx, threads.unwrap_or_else(stages::cores))
+fn local_detector(
+    ctx: &Arc<JobContext>,
+    (sessions, threads): (Option<usize>, Option<usize>),
+) -> anyhow::Result<Arc<dyn Detector>> {
+    let engine = stages::start_engine(ctx, sessions, threads)
         .with_context(|| format!("loading model {}", ctx.model.path.display()))?;
     Ok(Arc::new(engine))
 }
