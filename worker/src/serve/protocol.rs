@@ -244,6 +244,24 @@ pub(crate) fn binary_size(params: &Parameters, field: &str) -> Result<Option<usi
     }
 }
 
+/// The next `size` bytes of the binary section at `*offset` (advanced past them), for the
+/// tensor named by `field`.
+pub(crate) fn take_binary<'a>(
+    binary: &'a [u8],
+    offset: &mut usize,
+    size: usize,
+    field: &str,
+) -> Result<&'a [u8], ProtocolError> {
+    let end = offset.saturating_add(size);
+    let chunk = binary.get(*offset..end).ok_or(ProtocolError::BinarySize {
+        field: format!("{field} binary data"),
+        found: binary.len().saturating_sub(*offset),
+        expected: size,
+    })?;
+    *offset = end;
+    Ok(chunk)
+}
+
 /// Take the `width`×`height` RGB images out of a request's `images` input (binary or JSON
 /// data), checking name, datatype, shape and sizes.
 pub fn parse_images(
@@ -299,14 +317,7 @@ pub fn parse_images(
                         expected: want,
                     });
                 }
-                let end = offset.saturating_add(size);
-                let chunk = binary.get(offset..end).ok_or(ProtocolError::BinarySize {
-                    field: format!("{field} binary data"),
-                    found: binary.len().saturating_sub(offset),
-                    expected: size,
-                })?;
-                offset = end;
-                chunk.to_vec()
+                take_binary(binary, &mut offset, size, &field)?.to_vec()
             }
             None => json_u8(input.data.as_ref(), want, &format!("{field}.data"))?,
         };

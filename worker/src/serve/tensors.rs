@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::protocol::{
     INPUT, InferRequest, InferResponse, OUTPUTS, Parameters, ProtocolError, RequestInput, RequestOutput,
-    ResponseOutput, binary_size, split_body,
+    ResponseOutput, binary_size, split_body, take_binary,
 };
 use crate::model::RawDetection;
 
@@ -156,13 +156,7 @@ pub fn parse_response(body: &[u8], header: Option<&str>) -> Result<Vec<Vec<RawDe
         let count: usize = o.shape.iter().map(|d| (*d).max(0) as usize).product();
         let data = match binary_size(&o.parameters, &field)? {
             Some(size) => {
-                let end = offset.saturating_add(size);
-                let chunk = binary.get(offset..end).ok_or(ProtocolError::BinarySize {
-                    field: format!("{field} binary data"),
-                    found: binary.len().saturating_sub(offset),
-                    expected: size,
-                })?;
-                offset = end;
+                let chunk = take_binary(binary, &mut offset, size, &field)?;
                 numbers_le(chunk, &o.datatype, count, &field)?
             }
             None => json_numbers(o.data.as_ref(), count, &format!("{field}.data"))?,
