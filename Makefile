@@ -43,15 +43,14 @@ demo: build ort ## Label the fixture photos: out/demo/{annotations,results,repor
 
 .PHONY: test
 test: test-deps build ## Every test: Rust (unit, reconcile, S3), Python (pycocotools, reference ORT, OIP client), Helm lint (not the kind e2e: make e2e)
-	cargo test --release --workspace --exclude labeljob-e2e -- --include-ignored
-	cargo test --release -p labeljob-e2e
+	cargo test --release --workspace -- --include-ignored
 	$(VENV_PY) -m pytest -q tests/python
 	$(MAKE) --no-print-directory helm-lint
 
 .PHONY: lint
 lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --all -- --check
-	cargo clippy --release --workspace --all-targets -- -D warnings
+	cargo clippy --release --workspace --all-targets --features labeljob-e2e/kind -- -D warnings
 
 .PHONY: generate
 generate: ## Regenerate crds/ (and the chart's copy) from the Rust types

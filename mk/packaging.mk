@@ -45,4 +45,4 @@ image-worker-cuda:
 
 # KIND_CLUSTER=<name> reuses a cluster; LABELJOB_E2E_SKIP_BUILD=1 skips the image builds.
 e2e:
-	cargo test -p labeljob-e2e -- --ignored --test-threads=1
+	cargo test -p labeljob-e2e --features kind -- --ignored --test-threads=1
