@@ -112,7 +112,7 @@ impl Resampler {
     /// Resamples the region `[left, top, width, height]` of `src` (fractional source pixels,
     /// as Pillow's `box`) into `dst`. Callers guarantee non-empty sizes and buffers that hold
     /// the declared pixels. On x86-64 CPUs with AVX2 the same code runs compiled for AVX2
-    /// (the vertical pass vectorises 8 lanes wide; ~2× faster in all, same bytes).
+    /// (the vertical pass vectorises 8 lanes wide; ~1.8× faster in all, same bytes).
     pub(super) fn resample(&mut self, src: &Source<'_>, region: [f64; 4], dst: &mut Target<'_>) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -228,6 +228,18 @@ mod tests {
         assert_eq!(out, PILLOW_7X5_TO_3X2);
     }
 
+    /// `resize((3, 2), BILINEAR, box=(0.5, 0.25, 6.5, 4.75))`: a fractional source region, as a
+    /// reduced JPEG decode uses.
+    #[test]
+    fn equals_pillow_with_a_fractional_box() {
+        let src = gradient();
+        let mut out = vec![0; 18];
+        let mut dst = Target { pixels: &mut out, stride: 9, left: 0, top: 0, width: 3, height: 2 };
+        let source = Source { pixels: &src, width: 7, height: 5 };
+        Resampler::default().resample(&source, [0.5, 0.25, 6.0, 4.5], &mut dst);
+        assert_eq!(out, [48, 58, 218, 122, 68, 158, 196, 78, 98, 70, 164, 204, 144, 174, 144, 199, 184, 84]);
+    }
+
     #[test]
     fn equals_pillow_upscale() {
         let out = resample(&gradient(), (7, 5), (10, 8));
@@ -238,6 +250,32 @@ mod tests {
     fn same_size_is_a_copy() {
         let src = gradient();
         assert_eq!(resample(&src, (7, 5), (7, 5)), src);
+    }
+
+    /// The AVX2 clone (used on this CPU when it has AVX2) and the portable code agree.
+    #[test]
+    fn every_variant_gives_the_same_bytes() {
+        let mut seed = 7u32;
+        let (w, h) = (173, 119);
+        let pixels: Vec<u8> = (0..w * h * 3)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let src = Source { pixels: &pixels, width: w, height: h };
+        for (ow, oh, region) in [
+            (64, 48, [0.0, 0.0, 173.0, 119.0]),
+            (300, 200, [0.0, 0.0, 173.0, 119.0]),
+            (50, 50, [3.5, 1.25, 160.0, 110.5]),
+        ] {
+            let mut a = vec![0; ow * oh * 3];
+            let mut b = vec![0; ow * oh * 3];
+            let target = |p| Target { pixels: p, stride: ow * 3, left: 0, top: 0, width: ow, height: oh };
+            Resampler::default().resample(&src, region, &mut target(&mut a));
+            Resampler::default().resample_portable(&src, region, &mut target(&mut b));
+            assert_eq!(a, b, "{ow}x{oh} from {region:?}");
+        }
     }
 
     #[test]
