@@ -13,6 +13,7 @@ use labeljob_worker::job::{JobContext, JobError};
 use labeljob_worker::oip_client::{EndpointArgs, OipClient};
 use labeljob_worker::serve::ServeArgs;
 use labeljob_worker::shard::{Counters, ShardOutcome, ShardRunner};
+use labeljob_worker::stages::LocalEngineArgs;
 use labeljob_worker::{merge, preview, run, stages};
 
 /// LabelJob: label a pile of images with a detection model and write one COCO file.
@@ -44,14 +45,9 @@ pub enum Command {
         /// The LabelJob YAML file (the same file you would `kubectl apply`).
         #[arg(env = "LABELJOB_JOB_FILE")]
         file: PathBuf,
-        /// In-process inference: model sessions run side by side (default: one per core on
-        /// CPU, at most 4; 1 on CUDA).
-        #[arg(long, env = "LABELJOB_SESSIONS")]
-        sessions: Option<usize>,
-        /// In-process inference: intra-op threads per session (default: the cores divided by
-        /// the sessions).
-        #[arg(long, env = "LABELJOB_THREADS")]
-        threads: Option<usize>,
+        /// In-process inference.
+        #[command(flatten)]
+        local: LocalEngineArgs,
         /// Hide the progress bar.
         #[arg(long, env = "LABELJOB_NO_PROGRESS")]
         no_progress: bool,
@@ -73,14 +69,9 @@ pub enum Command {
         /// Shard index (in a Kubernetes Indexed Job: $JOB_COMPLETION_INDEX).
         #[arg(long, env = "JOB_COMPLETION_INDEX")]
         index: u32,
-        /// In-process inference: model sessions run side by side (default: one per core on
-        /// CPU, at most 4; 1 on CUDA).
-        #[arg(long, env = "LABELJOB_SESSIONS")]
-        sessions: Option<usize>,
-        /// In-process inference: intra-op threads per session (default: the cores divided by
-        /// the sessions).
-        #[arg(long, env = "LABELJOB_THREADS")]
-        threads: Option<usize>,
+        /// In-process inference.
+        #[command(flatten)]
+        local: LocalEngineArgs,
         /// Remote inference.
         #[command(flatten)]
         remote: EndpointArgs,
@@ -152,9 +143,9 @@ pub fn init_tracing(format: LogFormat) {
 /// Run a subcommand.
 pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { file, sessions, threads, no_progress, remote } => {
+        Command::Run { file, local, no_progress, remote } => {
             let ctx = JobContext::load(&file).await?;
-            let detector = detector(&ctx, (sessions, threads), &remote).await?;
+            let detector = detector(&ctx, &local, &remote).await?;
             let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let s = run::run_job(ctx.clone(), detector, stages::cores(), show).await?;
             let m = &s.merge;
@@ -181,10 +172,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shard { job, index, sessions, threads, remote } => {
+        Command::Shard { job, index, local, remote } => {
             let ctx = JobContext::load(&job).await?;
             let (manifest, _) = stages::plan(&ctx).await?;
-            let detector = detector(&ctx, (sessions, threads), &remote).await?;
+            let detector = detector(&ctx, &local, &remote).await?;
             let runner = ShardRunner::new(ctx.clone(), detector, stages::cores());
             match runner.run(&manifest, index, Arc::new(Counters::default())).await? {
                 ShardOutcome::Skipped { images } => println!("shard {index}: already done ({images} images)"),
@@ -229,12 +220,12 @@ fn budget(m: &merge::MergeSummary) -> anyhow::Result<ExitCode> {
 /// model in this process.
 async fn detector(
     ctx: &Arc<JobContext>,
-    size: (Option<usize>, Option<usize>),
+    local: &LocalEngineArgs,
     remote: &EndpointArgs,
 ) -> anyhow::Result<Arc<dyn Detector>> {
     let inference = &ctx.job.spec.inference;
     let Some(endpoint) = remote.endpoint.clone().or_else(|| inference.endpoint.clone()) else {
-        return local_detector(ctx, size);
+        return local_detector(ctx, local);
     };
     let spec = &ctx.job.spec;
     let name = inference
@@ -254,11 +245,8 @@ async fn detector(
     Ok(Arc::new(client))
 }
 
-fn local_detector(
-    ctx: &Arc<JobContext>,
-    (sessions, threads): (Option<usize>, Option<usize>),
-) -> anyhow::Result<Arc<dyn Detector>> {
-    let engine = stages::start_engine(ctx, sessions, threads)
+fn local_detector(ctx: &Arc<JobContext>, local: &LocalEngineArgs) -> anyhow::Result<Arc<dyn Detector>> {
+    let engine = stages::start_engine(ctx, local)
         .with_context(|| format!("loading model {}", ctx.model.path.display()))?;
     Ok(Arc::new(engine))
 }

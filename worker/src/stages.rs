@@ -105,15 +105,26 @@ pub fn local_engine_options(ctx: &JobContext, sessions: usize, threads: usize) -
     }
 }
 
-/// Start the in-process engine for a job, sized by [`engine_size`] unless `sessions` /
-/// `threads` say otherwise.
+/// Flags sizing in-process inference in `labeljob run` and `labeljob shard`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LocalEngineArgs {
+    /// In-process inference: model sessions run side by side (default: one per core on CPU, at
+    /// most 4; 1 on CUDA).
+    #[arg(long, env = "LABELJOB_SESSIONS")]
+    pub sessions: Option<usize>,
+    /// In-process inference: intra-op threads per session (default: the cores divided by the
+    /// sessions).
+    #[arg(long, env = "LABELJOB_THREADS")]
+    pub threads: Option<usize>,
+}
+
+/// Start the in-process engine for a job, sized by [`engine_size`] unless `args` say otherwise.
 pub fn start_engine(
     ctx: &Arc<JobContext>,
-    sessions: Option<usize>,
-    threads: Option<usize>,
+    args: &LocalEngineArgs,
 ) -> Result<Engine, crate::model::session::SessionError> {
     let device = ctx.job.spec.inference.device.unwrap_or(Device::Cpu);
-    let (sessions, threads) = engine_size(device, cores(), sessions, threads);
+    let (sessions, threads) = engine_size(device, cores(), args.sessions, args.threads);
     tracing::debug!(sessions, threads, "starting the inference engine");
     Engine::start(ctx.model.clone(), local_engine_options(ctx, sessions, threads))
 }
@@ -136,5 +147,18 @@ mod tests {
         assert_eq!(engine_size(Device::Cpu, 8, None, Some(1)), (4, 1));
         assert_eq!(engine_size(Device::Cuda, 8, None, None), (1, 8));
         assert_eq!(engine_size(Device::Cpu, 0, Some(0), Some(0)), (1, 1));
+    }
+
+    #[test]
+    fn sizing_flags_parse() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            local: LocalEngineArgs,
+        }
+        let cli = Cli::try_parse_from(["labeljob", "--sessions", "3"]).expect("parse");
+        assert_eq!((cli.local.sessions, cli.local.threads), (Some(3), None));
+        assert!(Cli::try_parse_from(["labeljob", "--threads", "many"]).is_err());
     }
 }

@@ -121,11 +121,15 @@ impl ServeArgs {
         let name = self.model_name.clone().unwrap_or_else(|| {
             if builtin { model.name.clone() } else { DEFAULT_FILE_MODEL_NAME.to_string() }
         });
-        let sessions = self.sessions.max(1);
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let (sessions, threads) = crate::stages::engine_size(
+            self.device,
+            crate::stages::cores(),
+            Some(self.sessions),
+            self.threads,
+        );
         let engine = EngineOptions {
             sessions,
-            threads_per_session: self.threads.unwrap_or((cores / sessions).max(1)),
+            threads_per_session: threads,
             max_batch: self.max_batch_size.max(1),
             max_delay: Duration::from_millis(self.max_batch_delay_ms),
             queue_capacity: self.queue_capacity.max(1),
