@@ -13,7 +13,7 @@ export LABELJOB_OPERATOR_BIN := $(OPERATOR_BIN)
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: system-deps
 system-deps: ## Debian packages needed to build (cmake, nasm for libjpeg-turbo)

@@ -4,47 +4,38 @@
 # Runs `labeljob serve --device cuda` on an NVIDIA node (nvidia.com/gpu resource); the worker
 # binary is built with `--features cuda`. The CUDA/cuDNN major versions of CUDA_IMAGE must be
 # those the onnxruntime-gpu wheel was built for (see ONNX Runtime's CUDA EP requirements).
+# Bases are pinned by tag; to pin by digest pass e.g.
+#   --build-arg CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04@sha256:<digest>
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
-FROM rust:1.95-bookworm AS builder
-RUN apt-get update \
- && apt-get install -y --no-install-recommends pkg-config libturbojpeg0-dev \
- && rm -rf /var/lib/apt/lists/*
+FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
+# The same build tools as the CPU image (cmake + nasm): scripts/install-system-deps.sh.
+COPY scripts/install-system-deps.sh scripts/install-system-deps.sh
+RUN apt-get update \
+ && scripts/install-system-deps.sh \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target,id=labeljob-target-cuda \
+RUN --mount=type=cache,target=/usr/local/cargo/registry,id=labeljob-cargo-registry \
+    --mount=type=cache,target=/src/target,id=labeljob-target \
     cargo build --release --locked -p labeljob-worker --bin labeljob --features cuda \
  && install -m 0755 target/release/labeljob /usr/local/bin/labeljob
 
 # libonnxruntime.so plus the CUDA provider libraries from the PyPI onnxruntime-gpu wheel.
-FROM python:3.11-slim-bookworm AS ort
+FROM ${PYTHON_IMAGE} AS ort
 ARG ORT_GPU_VERSION=1.31.1
-WORKDIR /wheels
-RUN python -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-        "onnxruntime-gpu==${ORT_GPU_VERSION}" -d /wheels
-RUN python - <<'PY'
-import glob, os, zipfile
-(wheel,) = glob.glob("/wheels/onnxruntime_gpu-*.whl")
-os.makedirs("/ort", exist_ok=True)
-with zipfile.ZipFile(wheel) as z:
-    for name in z.namelist():
-        base = os.path.basename(name)
-        if name.startswith("onnxruntime/capi/") and base.startswith("libonnxruntime"):
-            with z.open(name) as src, open(os.path.join("/ort", base), "wb") as dst:
-                dst.write(src.read())
-            print(base)
-versioned = [f for f in os.listdir("/ort") if f.startswith("libonnxruntime.so.")]
-assert len(versioned) == 1, versioned
-os.symlink(versioned[0], "/ort/libonnxruntime.so")
-assert os.path.exists("/ort/libonnxruntime_providers_cuda.so"), os.listdir("/ort")
-PY
+WORKDIR /src
+COPY scripts/fetch-ort.sh scripts/fetch-ort.sh
+RUN ORT_PACKAGE=onnxruntime-gpu ORT_VERSION="${ORT_GPU_VERSION}" scripts/fetch-ort.sh >/dev/null \
+ && rm -rf .cache/wheels
 
 FROM ${CUDA_IMAGE}
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libturbojpeg \
+ && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=ort /ort/ /opt/labeljob/lib/
+COPY --from=ort /src/.cache/ort/lib/ /opt/labeljob/lib/
 COPY --from=builder /usr/local/bin/labeljob /usr/local/bin/labeljob
 COPY models/ /opt/labeljob/models/
 # The CUDA provider libraries are found next to libonnxruntime.so.
@@ -52,6 +43,7 @@ ENV ORT_DYLIB_PATH=/opt/labeljob/lib/libonnxruntime.so \
     LD_LIBRARY_PATH=/opt/labeljob/lib:${LD_LIBRARY_PATH} \
     LABELJOB_MODELS_DIR=/opt/labeljob/models \
     LABELJOB_CACHE_DIR=/tmp/labeljob-cache \
+    HOME=/tmp \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 LABEL org.opencontainers.image.title="labeljob-worker-cuda" \
