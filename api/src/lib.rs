@@ -4,10 +4,12 @@
 
 pub mod conditions;
 pub mod document;
+pub mod schema_check;
 pub mod v1alpha1;
 pub mod validate;
 
-pub use document::{DocumentError, parse_labeljob};
+pub use document::{DocumentError, MAX_DOCUMENT_BYTES, parse_labeljob};
+pub use schema_check::{SchemaIssue, check_document};
 pub use v1alpha1::{LabelJob, LabelJobSpec, LabelJobStatus, Phase};
 pub use validate::{FieldError, SpecErrors, validate_spec};
 

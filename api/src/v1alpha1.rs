@@ -88,11 +88,14 @@ pub struct InputSpec {
     #[schemars(length(min = 1))]
     pub uri: String,
     /// Globs, relative to `uri`, of the keys to label. Empty: every key ending in .jpg, .jpeg,
-    /// .png, .webp or .bmp (any case).
+    /// .png, .webp or .bmp (any case). At most 256 globs of at most 1024 characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(max = 1024)))]
     pub include: Vec<String>,
-    /// Globs, relative to `uri`, of keys to leave out even when included.
+    /// Globs, relative to `uri`, of keys to leave out even when included. At most 256 globs of
+    /// at most 1024 characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(max = 1024)))]
     pub exclude: Vec<String>,
     /// Credentials for the input store. Unset: the environment (workload identity, IRSA,
     /// instance metadata).

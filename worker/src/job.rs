@@ -26,7 +26,7 @@ pub enum JobError {
         source: std::io::Error,
     },
     /// Not a LabelJob.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Document {
         /// The file.
         path: PathBuf,
@@ -35,7 +35,7 @@ pub enum JobError {
         source: DocumentError,
     },
     /// The spec breaks a rule.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -85,8 +85,7 @@ pub struct JobContext {
 impl JobContext {
     /// Read, validate and resolve a job file. Nothing is written.
     pub async fn load(path: &Path) -> Result<Arc<Self>, JobError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| JobError::Read { path: path.into(), source })?;
+        let text = read_capped(path).map_err(|source| JobError::Read { path: path.into(), source })?;
         let mut job =
             parse_labeljob(&text).map_err(|source| JobError::Document { path: path.into(), source })?;
         validate_spec(&job.spec).map_err(|source| JobError::Invalid { path: path.into(), source })?;
@@ -168,6 +167,16 @@ async fn fetch_model(uri: &str) -> Result<PathBuf, JobError> {
     Ok(path)
 }
 
+/// The file's text, reading at most one byte more than a LabelJob may have (so that an
+/// oversized file is refused by [`parse_labeljob`] without being read whole).
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let cap = labeljob_api::MAX_DOCUMENT_BYTES as u64 + 1;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(cap).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// `file://relative/dir` in a job file means relative to the file's directory (so samples work
 /// from any working directory); absolute `file:///…` URIs and other schemes are unchanged.
 pub fn resolve_relative_file_uri(uri: &str, base: &Path) -> String {
@@ -214,7 +223,9 @@ mod tests {
         )
         .expect("write");
         let err = JobContext::load(&file).await.expect_err("invalid");
-        assert!(err.to_string().contains("workers.parallelism"), "{err}");
+        let cause = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+        assert_eq!(err.to_string(), file.display().to_string(), "the message names the file");
+        assert!(cause.contains("workers.parallelism"), "the cause names the field: {cause}");
         assert!(!out.exists(), "nothing may be created for an invalid job");
     }
 }

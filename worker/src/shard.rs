@@ -28,7 +28,7 @@ use crate::shardfile::{Detection, ImageError, ShardFile, ShardImage, Timings};
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
     /// The output store failed.
-    #[error("shard {index}: {source}")]
+    #[error("shard {index}")]
     Store {
         /// Shard index.
         index: u32,
@@ -37,7 +37,7 @@ pub enum ShardError {
         source: StoreError,
     },
     /// Inference is unavailable (after retries).
-    #[error("shard {index}: {source}")]
+    #[error("shard {index}")]
     Inference {
         /// Shard index.
         index: u32,

@@ -1,0 +1,67 @@
+"""Bad LabelJob files are refused by `labeljob run` before anything is created, with the field path,
+the reason printed once, and exit code 2 (issue: hardening, cases 4, 5 and 7): the same schema,
+with the same limits, as the CRD the apiserver checks."""
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PHOTOS, write_job
+
+EXIT_INVALID = 2
+
+
+def run_measured(labeljob_bin, env, *args):
+    """Run labeljob in a child of a fresh Python, so its peak RSS is its own."""
+    code = (
+        "import resource, subprocess, sys; "
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+        "sys.exit(p.returncode)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(labeljob_bin), *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    *stderr, rss = proc.stderr.rstrip("\n").split("\n")
+    return proc.returncode, proc.stdout, "\n".join(stderr), int(rss)
+
+
+@pytest.mark.parametrize(
+    "extra, want",
+    [
+        ("  postprocess:\n    scoreTreshold: 0.99\n",
+         'spec.postprocess.scoreTreshold: unknown field (did you mean "scoreThreshold"?)'),
+        ("  maxFailedFractoin: 0\n", 'spec.maxFailedFractoin: unknown field (did you mean "maxFailedFraction"?)'),
+        ("  workers:\n    shards: 4294967295\n", "spec.workers.shards: 4294967295 is above the maximum"),
+        ("  workers:\n    concurrency: 100000\n", "spec.workers.concurrency: 100000 is above the maximum"),
+        ("  model:\n    builtin: ssd-mobilenet-v2-coco\n    resize: squash\n", 'spec.model.resize: "squash" is not one of'),
+    ],
+)
+def test_refused_with_the_field_path(tmp_path, labeljob_bin, run_env, extra, want):
+    text = write_job(tmp_path / "job.yaml", "bad", f"file://{PHOTOS}", f"file://{tmp_path}/out", extra).read_text()
+    if "  model:\n    builtin" in extra:  # replace the default model block
+        text = text.replace("  model:\n    builtin: ssd-mobilenet-v2-coco\n", "", 1)
+    job = tmp_path / "job.yaml"
+    job.write_text(text)
+    code, out, err, _ = run_measured(labeljob_bin, run_env, "run", job, "--no-progress")
+    assert code == EXIT_INVALID, (code, out, err)
+    assert want in err, err
+    assert err.count(want) == 1, f"the reason is printed once:\n{err}"
+    assert not (tmp_path / "out").exists(), "nothing is created for a refused job"
+
+
+def test_oversized_job_file_is_refused_without_reading_it_whole(tmp_path, labeljob_bin, run_env):
+    # 48 MB of include globs: once cost 17 GB of RSS; now refused at the document size limit.
+    job = write_job(tmp_path / "job.yaml", "huge", f"file://{PHOTOS}", f"file://{tmp_path}/out")
+    with job.open("a") as f:
+        f.write("  input:\n    include:\n")
+        line = "      - '**/prefix-that-matches-nothing-*.jpg'\n"
+        f.write(line * (48_000_000 // len(line)))
+    code, out, err, rss_kib = run_measured(labeljob_bin, run_env, "run", job, "--no-progress")
+    assert code == EXIT_INVALID, (code, out, err[-2000:])
+    assert "more than the 1572864 bytes a LabelJob may have" in err, err[-2000:]
+    assert rss_kib < 64 * 1024, f"peak RSS {rss_kib} KiB"
+    assert not (tmp_path / "out").exists()
