@@ -9,12 +9,12 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
-use labeljob_store::manifest::Manifest;
+use labeljob_store::manifest::{Manifest, shard_range};
 use labeljob_store::{StoreError, layout};
 use serde_json::json;
 
 use crate::job::JobContext;
-use crate::shardfile::{ShardFile, Timings};
+use crate::shardfile::{ShardFile, ShardFor, Timings};
 
 /// Why a merge failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum MergeError {
         shards: u32,
     },
     /// A shard belongs to another manifest or settings.
-    #[error("shard {index} was made for another manifest or model/settings; rerun it")]
+    #[error("shard {index} was made for another manifest, model/settings or shard count; rerun it")]
     Stale {
         /// Shard index.
         index: u32,
@@ -110,7 +110,14 @@ pub async fn merge(
         let shard: ShardFile =
             serde_json::from_slice(&bytes).map_err(|source| MergeError::Corrupt { index, source })?;
         drop(bytes);
-        if shard.manifest_digest != manifest.digest || shard.settings_digest != ctx.settings_digest {
+        let want = ShardFor {
+            manifest_digest: &manifest.digest,
+            settings_digest: &ctx.settings_digest,
+            index,
+            shards,
+            range: shard_range(manifest.entries.len() as u64, shards, index),
+        };
+        if !shard.is_for(&want) {
             return Err(MergeError::Stale { index });
         }
         timings.add(&shard.timings);

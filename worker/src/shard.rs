@@ -22,7 +22,7 @@ use crate::detector::{DetectError, Detector};
 use crate::imaging::{DecodeLimits, Resizer, decode};
 use crate::job::JobContext;
 use crate::model::decode::apply_filter;
-use crate::shardfile::{Detection, ImageError, ShardFile, ShardImage, Timings};
+use crate::shardfile::{Detection, ImageError, ShardFile, ShardFor, ShardImage, Timings};
 
 /// Why a shard failed as a whole (an image failing does not fail the shard).
 #[derive(Debug, thiserror::Error)]
@@ -134,9 +134,14 @@ impl ShardRunner {
         let key = layout::shard_key(index);
         let store_err = |source| ShardError::Store { index, source };
         if let Some(existing) = self.ctx.output.get_opt(&key).await.map_err(store_err)? {
-            let reusable = serde_json::from_slice::<ShardFile>(&existing).ok().filter(|s| {
-                s.manifest_digest == manifest.digest && s.settings_digest == self.ctx.settings_digest
-            });
+            let want = ShardFor {
+                manifest_digest: &manifest.digest,
+                settings_digest: &self.ctx.settings_digest,
+                index,
+                shards,
+                range: range.clone(),
+            };
+            let reusable = serde_json::from_slice::<ShardFile>(&existing).ok().filter(|s| s.is_for(&want));
             match (reusable, self.ctx.overwrite()) {
                 (Some(_), OverwritePolicy::Resume | OverwritePolicy::Fail) => {
                     let n = range.end - range.start;

@@ -2,6 +2,8 @@
 //! detections in original pixels, COCO `[x, y, w, h]`), what it could not (errors with stage and
 //! reason), the digests that make it reusable, and stage timings.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 /// One shard's result.
@@ -24,6 +26,44 @@ pub struct ShardFile {
     pub errors: Vec<ImageError>,
     /// Seconds spent per stage (summed over images; stages overlap).
     pub timings: Timings,
+}
+
+/// What a shard file must be for to be reused or merged.
+#[derive(Debug, Clone)]
+pub struct ShardFor<'a> {
+    /// sha256 of the manifest.
+    pub manifest_digest: &'a str,
+    /// Digest of the model and settings.
+    pub settings_digest: &'a str,
+    /// Shard index.
+    pub index: u32,
+    /// Shards in the job now.
+    pub shards: u32,
+    /// The manifest ids the shard covers now.
+    pub range: Range<u64>,
+}
+
+impl ShardFile {
+    /// True only when this file is exactly `want`: the same manifest and settings, the same
+    /// index of the same number of shards, the same id range, and every id of that range once
+    /// (labelled or failed). A file from a run with another `workers.shards` is never reused or
+    /// merged, so every image is counted exactly once whatever the output's history.
+    pub fn is_for(&self, want: &ShardFor<'_>) -> bool {
+        let r = &want.range;
+        let len = r.end.saturating_sub(r.start);
+        self.manifest_digest == want.manifest_digest
+            && self.settings_digest == want.settings_digest
+            && self.index == want.index
+            && self.shards == want.shards
+            && self.range == [r.start, r.end]
+            && (self.images.len() as u64).checked_add(self.errors.len() as u64) == Some(len)
+            && self
+                .images
+                .iter()
+                .map(|i| i.id)
+                .chain(self.errors.iter().map(|e| e.id))
+                .all(|id| r.contains(&id))
+    }
 }
 
 /// A labelled image.

@@ -40,21 +40,34 @@ pub enum PlanError {
     },
 }
 
-/// Freeze the input listing: reuse the manifest when it was made from the same input spec;
-/// otherwise (the input changed) re-plan, unless `overwrite: Fail`.
+/// Freeze the input listing. `Resume` and `Fail` reuse the manifest when it was made from the
+/// same input spec, and say loudly when the input now lists differently (the frozen listing is
+/// kept, so finished shards stay valid); a changed input spec re-plans (`Fail` refuses).
+/// `Replace` always lists the input again.
 pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
+    let policy = ctx.overwrite();
+    let mut replan = policy == OverwritePolicy::Replace;
     if let Some(bytes) = ctx.output.get_opt(layout::PLAN).await? {
         let old: Option<PlanInfo> = serde_json::from_slice(&bytes).ok();
         let same_input = old.as_ref().is_some_and(|p| p.input_digest == ctx.input_digest);
         if !same_input {
-            if ctx.overwrite() == OverwritePolicy::Fail {
+            if policy == OverwritePolicy::Fail {
                 return Err(PlanError::Conflict { uri: ctx.output.child_uri(layout::PLAN) });
             }
             tracing::info!("input changed since the last plan: listing again");
-            ctx.output.delete(layout::MANIFEST).await?;
+            replan = true;
         }
     }
-    let manifest = labeljob_store::plan::plan(&ctx.input, &ctx.output).await?;
+    if replan {
+        ctx.output.delete(layout::MANIFEST).await?;
+    }
+    let manifest = match labeljob_store::plan::read_manifest(&ctx.output).await? {
+        Some(frozen) => {
+            warn_on_drift(ctx, &frozen).await?;
+            frozen
+        }
+        None => labeljob_store::plan::plan(&ctx.input, &ctx.output).await?,
+    };
     let info = PlanInfo {
         manifest_digest: manifest.digest.clone(),
         total: manifest.entries.len() as u64,
@@ -64,6 +77,33 @@ pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
     let bytes = serde_json::to_vec_pretty(&info).unwrap_or_default();
     ctx.output.put(layout::PLAN, bytes.into()).await?;
     Ok((manifest, info))
+}
+
+/// Compare the frozen manifest with what the input lists now; warn when they differ.
+async fn warn_on_drift(ctx: &JobContext, frozen: &Manifest) -> Result<(), PlanError> {
+    let now = Manifest::new(ctx.input.list().await?);
+    if now.digest == frozen.digest {
+        return Ok(());
+    }
+    let index = |m: &Manifest| -> std::collections::BTreeMap<String, (Option<u64>, Option<String>)> {
+        m.entries.iter().map(|e| (e.key.clone(), (e.size, e.etag.clone()))).collect()
+    };
+    let (old, new) = (index(frozen), index(&now));
+    let added = new.keys().filter(|k| !old.contains_key(*k)).count();
+    let removed = old.keys().filter(|k| !new.contains_key(*k)).count();
+    let changed = old.iter().filter(|(k, v)| new.get(*k).is_some_and(|n| n != *v)).count();
+    tracing::warn!(
+        output = %ctx.output.child_uri(layout::MANIFEST),
+        frozen = frozen.entries.len(),
+        now = now.entries.len(),
+        added,
+        removed,
+        changed,
+        "the input lists differently from the frozen manifest ({added} added, {removed} removed, \
+         {changed} changed): labelling the frozen listing (output.overwrite: Resume); set \
+         output.overwrite: Replace to label the input as it is now"
+    );
+    Ok(())
 }
 
 /// Most sessions the default sizing starts (each holds the model and its arena).

@@ -1,0 +1,85 @@
+"""Reruns on the same output (issue: hardening, cases 2 and 3): whatever the output's history,
+every image is labelled exactly once. A shard file is reused only for exactly the range it
+covers; `overwrite: Replace` lists the input again; `Resume` keeps the frozen listing and says
+so loudly when the input now lists differently."""
+
+import json
+import shutil
+from pathlib import Path
+
+from pycocotools.coco import COCO
+
+from conftest import PHOTOS, run_labeljob
+
+
+def photos_copy(dst: Path) -> Path:
+    shutil.copytree(PHOTOS, dst, ignore=shutil.ignore_patterns("*.md", "*.txt"))
+    return dst
+
+
+def write_job_fixed(path: Path, src: Path, out: Path, shards: int, overwrite: str) -> Path:
+    path.write_text(
+        f"""apiVersion: labeljob.dev/v1alpha1
+kind: LabelJob
+metadata:
+  name: rerun
+spec:
+  input:
+    uri: "file://{src}"
+  model:
+    builtin: ssd-mobilenet-v2-coco
+  workers:
+    shards: {shards}
+  output:
+    uri: "file://{out}"
+    overwrite: {overwrite}
+"""
+    )
+    return path
+
+
+def labelled(out: Path) -> list[str]:
+    coco = COCO(str(out / "annotations.json"))
+    ids = [i["id"] for i in coco.dataset["images"]]
+    assert len(ids) == len(set(ids)), "image ids are unique"
+    return sorted(Path(i["file_name"]).name for i in coco.dataset["images"])
+
+
+def test_changing_the_shard_count_labels_every_image_once(tmp_path, labeljob_bin, run_env):
+    src = photos_copy(tmp_path / "in")
+    names = sorted(p.name for p in src.iterdir())
+    out = tmp_path / "out"
+    for shards in (2, 3, 1, 5, 2):
+        f = write_job_fixed(tmp_path / f"job{shards}.yaml", src, out, shards, "Resume")
+        proc = run_labeljob(labeljob_bin, run_env, "run", f, "--no-progress")
+        assert f"labelled {len(names)} of {len(names)} images" in proc.stdout, (shards, proc.stdout)
+        assert labelled(out) == names, f"after a run with {shards} shards"
+        report = json.loads((out / "report.json").read_text())
+        assert report["images"]["labelled"] + report["images"]["failed"] == len(names), report["images"]
+    # The same shard count again reuses every shard.
+    proc = run_labeljob(labeljob_bin, run_env, "run", f, "--no-progress")
+    assert "shards: 0 run, 2 reused" in proc.stdout, proc.stdout
+
+
+def test_replace_lists_the_input_again(tmp_path, labeljob_bin, run_env):
+    src = photos_copy(tmp_path / "in")
+    out = tmp_path / "out"
+    run_labeljob(labeljob_bin, run_env, "run", write_job_fixed(tmp_path / "a.yaml", src, out, 2, "Resume"), "--no-progress")
+    shutil.copy(src / "dog.jpg", src / "zz-added.jpg")
+    proc = run_labeljob(labeljob_bin, run_env, "run", write_job_fixed(tmp_path / "b.yaml", src, out, 2, "Replace"), "--no-progress")
+    assert "zz-added.jpg" in labelled(out), proc.stdout
+    assert "labelled 14 of 14 images" in proc.stdout, proc.stdout
+
+
+def test_resume_says_when_the_listing_differs(tmp_path, labeljob_bin, run_env):
+    src = photos_copy(tmp_path / "in")
+    out = tmp_path / "out"
+    f = write_job_fixed(tmp_path / "a.yaml", src, out, 2, "Resume")
+    first = run_labeljob(labeljob_bin, run_env, "run", f, "--no-progress")
+    assert "differently" not in first.stderr
+    shutil.copy(src / "dog.jpg", src / "zz-added.jpg")
+    (src / "giraffe.jpg").unlink()
+    proc = run_labeljob(labeljob_bin, run_env, "run", f, "--no-progress")
+    assert "the input lists differently from the frozen manifest (1 added, 1 removed, 0 changed)" in proc.stderr, proc.stderr
+    assert "overwrite: Replace" in proc.stderr
+    assert "zz-added.jpg" not in labelled(out), "Resume keeps the frozen listing"
