@@ -22,6 +22,14 @@ pub struct SpecErrors(pub Vec<FieldError>);
 const INPUT_SCHEMES: &[&str] = &["s3://", "gs://", "az://", "file://", "https://", "http://"];
 const OUTPUT_SCHEMES: &[&str] = &["s3://", "gs://", "az://", "file://"];
 
+/// Whether one store URI is the other or lies inside it (`s3://b/in` and `s3://b/in/out`);
+/// trailing slashes and `.`/`..`-free spellings compare equal.
+fn overlaps(a: &str, b: &str) -> bool {
+    let norm = |u: &str| u.trim_end_matches('/').to_owned() + "/";
+    let (a, b) = (norm(a), norm(b));
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
 /// Check a spec; `Ok` means every rule holds.
 pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     let mut errs = Vec::new();
@@ -34,6 +42,16 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
         bad(
             "output.uri",
             format!("{:?} must start with one of {}", spec.output.uri, OUTPUT_SCHEMES.join(", ")),
+        );
+    }
+    if overlaps(&spec.input.uri, &spec.output.uri) {
+        bad(
+            "output.uri",
+            format!(
+                "{:?} overlaps input.uri {:?}: the outputs would be listed as inputs or overwrite them; \
+                 choose an output outside the input",
+                spec.output.uri, spec.input.uri
+            ),
         );
     }
     if spec.input.max_images == Some(0) {
@@ -152,6 +170,13 @@ mod tests {
         parse_labeljob(&yaml).expect("parses").spec
     }
 
+    fn spec_io(input: &str, output: &str) -> LabelJobSpec {
+        let yaml = format!(
+            "apiVersion: labeljob.dev/v1alpha1\nkind: LabelJob\nmetadata: {{name: a}}\nspec:\n  input: {{uri: '{input}'}}\n  model: {{builtin: ssd-mobilenet-v2-coco}}\n  output: {{uri: '{output}'}}\n"
+        );
+        parse_labeljob(&yaml).expect("parses").spec
+    }
+
     #[test]
     fn minimal_spec_is_valid() {
         validate_spec(&spec("")).expect("valid");
@@ -179,6 +204,24 @@ mod tests {
         let err = validate_spec(&s).expect_err("model.uri without format/size");
         let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["model.format", "model.inputSize"]);
+    }
+
+    #[test]
+    fn output_must_not_overlap_the_input() {
+        for (input, output) in [
+            ("s3://b/in", "s3://b/in"),
+            ("s3://b/in/", "s3://b/in/labels"),
+            ("file:///data", "file:///data/out"),
+            ("file:///data/in", "file:///data"),
+        ] {
+            let err = validate_spec(&spec_io(input, output)).expect_err(output);
+            assert!(
+                err.to_string().contains("spec.output.uri: ") && err.to_string().contains("overlaps"),
+                "{err}"
+            );
+        }
+        let s = spec_io("s3://b/in", "s3://b/input-labels");
+        assert_eq!(validate_spec(&s), Ok(()), "a shared name prefix is not nesting");
     }
 
     #[test]

@@ -53,6 +53,28 @@ def test_refused_with_the_field_path(tmp_path, labeljob_bin, run_env, extra, wan
     assert not (tmp_path / "out").exists(), "nothing is created for a refused job"
 
 
+@pytest.mark.parametrize(
+    "input_uri, model, extra, want",
+    [
+        (f"file://{PHOTOS}", "yolo-v99", "", '"yolo-v99"'),
+        (f"file://{PHOTOS}", "ssd-mobilenet-v2-coco", "", "invalid storage URI"),
+        (f"file://{PHOTOS}", "ssd-mobilenet-v2-coco", "  workers:\n    shards: 2\n", "glob"),
+    ],
+    ids=["unknown-builtin", "bucketless-output", "bad-glob"],
+)
+def test_jobs_that_cannot_exist_exit_2(tmp_path, labeljob_bin, run_env, input_uri, model, extra, want):
+    out = "s3:///x" if want == "invalid storage URI" else f"file://{tmp_path}/out"
+    job = write_job(tmp_path / "job.yaml", "bad", input_uri, out, extra)
+    text = job.read_text().replace("builtin: ssd-mobilenet-v2-coco", f"builtin: {model}")
+    if want == "glob":
+        text = text.replace(f'    uri: "{input_uri}"\n', f'    uri: "{input_uri}"\n    include: ["a[b"]\n')
+    job.write_text(text)
+    code, out_, err, _ = run_measured(labeljob_bin, run_env, "run", job, "--no-progress")
+    assert code == EXIT_INVALID, (code, out_, err)
+    assert want in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_oversized_job_file_is_refused_without_reading_it_whole(tmp_path, labeljob_bin, run_env):
     # 48 MB of include globs: once cost 17 GB of RSS; now refused at the document size limit.
     job = write_job(tmp_path / "job.yaml", "huge", f"file://{PHOTOS}", f"file://{tmp_path}/out")

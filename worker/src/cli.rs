@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use labeljob_store::StoreError;
 use labeljob_worker::detector::Detector;
 use labeljob_worker::job::{JobContext, JobError};
+use labeljob_worker::model::config::ModelConfigError;
 use labeljob_worker::oip_client::{EndpointArgs, OipClient};
 use labeljob_worker::serve::ServeArgs;
 use labeljob_worker::shard::{Counters, ShardOutcome, ShardRunner};
@@ -123,7 +125,17 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
             JobError::Document { .. }
             | JobError::Invalid { .. }
             | JobError::Read { .. }
-            | JobError::UnknownClass(_),
+            | JobError::UnknownClass(_)
+            | JobError::Model(
+                ModelConfigError::UnknownBuiltin { .. } | ModelConfigError::Missing(_),
+            )
+            // The job names a store or a filter that cannot exist (`s3:///x`, a bad glob).
+            | JobError::Store(
+                StoreError::InvalidUri { .. }
+                | StoreError::Url { .. }
+                | StoreError::InvalidKey { .. }
+                | StoreError::Glob { .. },
+            ),
         ) => EXIT_INVALID,
         _ => 1,
     }
