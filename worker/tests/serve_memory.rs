@@ -3,15 +3,17 @@
 //! 127.0.0.1 (a third silent, a third with half-sent headers, a third with a body that never
 //! comes), more than `--max-connections`, leave `/v2/health/ready` answering in under 100 ms
 //! on a fresh connection, the open connections at the cap and RSS growth under a stated bound;
-//! the flood is a bounded number of sockets and ends by itself. A JSON tensor request raises
-//! the peak RSS by about twice its text, not by the ~25x a `serde_json::Value` tree took.
+//! the flood is a bounded number of sockets and ends by itself. The same flood against the
+//! `labeljob serve` binary under `ulimit -n 512` (fewer descriptors than connections, the
+//! default --max-connections above the limit) leaves health as fast. A JSON tensor request
+//! raises the peak RSS by about twice its text, not by the ~25x a `serde_json::Value` tree took.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{NAME, http, start, wait_ready, with_limits};
+use common::{NAME, http, ort_lib, repo, start, wait_ready, with_limits};
 use labeljob_worker::serve::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -50,6 +52,83 @@ fn status_kib(field: &str) -> u64 {
 
 fn vm_rss_kib() -> u64 {
     status_kib("VmRSS")
+}
+
+/// Open `n` slow connections: a third silent, a third with half-sent headers, a third with a
+/// 300 kB infer body of which 10 bytes are sent.
+async fn flood(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let slow_body = format!(
+        "POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n{{\"inputs\":"
+    );
+    let mut open = Vec::with_capacity(n);
+    for i in 0..n {
+        let bytes: &[u8] = match i % 3 {
+            0 => b"",
+            1 => b"POST /v2/models/x/infer HTTP/1.1\r\nHost: t\r\nX-Slow",
+            _ => slow_body.as_bytes(),
+        };
+        open.push(send_raw(addr, bytes).await);
+    }
+    open
+}
+
+/// The worst of 20 `/v2/health/ready` answers on fresh connections (each must be 200).
+async fn worst_ready(addr: SocketAddr) -> Duration {
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let (code, took) = ready_on_new_connection(addr).await;
+        assert_eq!(code, 200, "health answered");
+        worst = worst.max(took);
+    }
+    worst
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_connections_than_file_descriptors_leave_health_fast() {
+    let _serial = SERIAL.lock().await;
+    let lib = ort_lib();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 512 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_labeljob")])
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--header-timeout-seconds", "30"])
+        .env("ORT_DYLIB_PATH", &lib)
+        .env("LABELJOB_MODELS_DIR", repo().join("models"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn labeljob serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ready_status(addr).await != Some(200) {
+        assert!(Instant::now() < deadline, "labeljob serve not ready within 60 s");
+        assert!(child.try_wait().expect("wait").is_none(), "labeljob serve exited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rss = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).map(|v| v.trim().to_string())
+    };
+    let before = rss();
+    let open = flood(addr, 1000).await;
+    let worst = worst_ready(addr).await;
+    let after = rss();
+    println!(
+        "labeljob serve under ulimit -n 512, 1000 slow connections: health worst of 20 {worst:?}; RSS {before:?} -> {after:?}"
+    );
+    drop(open);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(worst < Duration::from_millis(100), "health took {worst:?}");
+}
+
+/// `/v2/health/ready` once, if the server answers at all.
+async fn ready_status(addr: SocketAddr) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /v2/health/ready HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut text = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut text)).await.ok()?.ok()?;
+    String::from_utf8_lossy(&text).get(9..12)?.parse().ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,26 +181,9 @@ async fn a_thousand_slow_connections_leave_health_fast_and_memory_bounded() {
     assert_eq!(code, 200);
     let rss_before = vm_rss_kib();
     let started = Instant::now();
-    // A third each: silent, half-sent headers, a 300 kB body of which 10 bytes are sent.
-    let slow_body = format!(
-        "POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n{{\"inputs\":"
-    );
-    let mut open = Vec::with_capacity(CONNECTIONS);
-    for i in 0..CONNECTIONS {
-        let bytes: &[u8] = match i % 3 {
-            0 => b"",
-            1 => b"POST /v2/models/x/infer HTTP/1.1\r\nHost: t\r\nX-Slow",
-            _ => slow_body.as_bytes(),
-        };
-        open.push(send_raw(server.addr, bytes).await);
-    }
+    let open = flood(server.addr, CONNECTIONS).await;
     let opened = started.elapsed();
-    let mut worst = Duration::ZERO;
-    for _ in 0..20 {
-        let (code, took) = ready_on_new_connection(server.addr).await;
-        assert_eq!(code, 200, "health answered");
-        worst = worst.max(took);
-    }
+    let worst = worst_ready(server.addr).await;
     let rss_after = vm_rss_kib();
     let metrics =
         http().get(server.url("/metrics")).send().await.expect("metrics").text().await.expect("text");

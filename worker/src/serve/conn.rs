@@ -10,8 +10,10 @@
 //!   longest-idle one (no request being answered on it), as nginx reuses idle keep-alive
 //!   connections when out of them, so a probe of `/v2/health/ready` still gets in however
 //!   many idle or half-sent connections there are. Only when every connection is answering a
-//!   request is the new one closed unanswered. Running out of file descriptors on `accept`
-//!   closes an idle connection the same way.
+//!   request is the new one closed unanswered. The cap is kept [`FD_HEADROOM`] below the
+//!   process's open-files limit, so `accept` does not run out of descriptors (past that
+//!   limit every connection would wait in the listen backlog, health probes too); if it does
+//!   anyway, an idle connection is closed the same way.
 //! - On shutdown the listener closes, each connection finishes the request it is answering
 //!   and closes, and `serve` returns when all are closed.
 //!
@@ -125,6 +127,22 @@ impl Drop for InFlight {
     }
 }
 
+/// File descriptors kept free below the open-files limit for everything but connections.
+pub const FD_HEADROOM: usize = 64;
+
+/// The soft limit on open files of this process (`/proc/self/limits`), if known and finite.
+pub fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("Max open files"))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+/// The connections to allow: `max_connections`, at most [`FD_HEADROOM`] below `fd_limit`.
+pub fn connection_cap(max_connections: usize, fd_limit: Option<usize>) -> usize {
+    let cap = fd_limit.map_or(max_connections, |l| max_connections.min(l.saturating_sub(FD_HEADROOM)));
+    cap.max(1)
+}
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct ConnOptions {
@@ -149,6 +167,14 @@ pub async fn serve(
         .header_read_timeout(opts.header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
+    let cap = connection_cap(opts.max_connections, open_files_limit());
+    if cap < opts.max_connections {
+        tracing::warn!(
+            max_connections = opts.max_connections,
+            cap,
+            "--max-connections is above the open-files limit (ulimit -n) less {FD_HEADROOM}: allowing {cap}"
+        );
+    }
     let conns = Arc::new(Mutex::new(Conns::default()));
     let (stop_tx, stop_rx) = watch::channel(());
     let mut tasks = JoinSet::new();
@@ -168,7 +194,7 @@ pub async fn serve(
         let (admitted, evicted) = {
             let mut table = lock(&conns);
             let before = table.open.len();
-            let admitted = table.admit(opts.max_connections.max(1));
+            let admitted = table.admit(cap);
             (admitted, table.open.len() == before)
         };
         let Some((id, in_flight, close)) = admitted else {
@@ -210,7 +236,7 @@ async fn accept_failed(e: &std::io::Error, conns: &Mutex<Conns>, metrics: &ConnM
         metrics.open.dec();
     }
     tracing::warn!(error = %e, "accepting a connection failed: closed the longest-idle one");
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
 }
 
 /// One connection's task.
@@ -264,6 +290,17 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cap_stays_below_the_open_files_limit() {
+        assert_eq!(connection_cap(1024, None), 1024);
+        assert_eq!(connection_cap(1024, Some(20_000)), 1024);
+        assert_eq!(connection_cap(1024, Some(512)), 448);
+        assert_eq!(connection_cap(1024, Some(10)), 1);
+        assert_eq!(connection_cap(0, None), 1);
+        // This process has a finite limit on Linux.
+        assert!(open_files_limit().is_some_and(|l| l > 0));
+    }
 
     #[test]
     fn a_full_table_closes_the_longest_idle_connection_first() {
