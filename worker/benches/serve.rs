@@ -132,7 +132,7 @@ fn main() {
                 device: Device::Cpu,
                 filter: filter(),
             },
-            max_body_bytes: 32 << 20,
+            limits: labeljob_worker::serve::Limits::default(),
         };
         let server = Server::bind("127.0.0.1:0", settings).await.expect("bind");
         let endpoint = format!("http://{}", server.local_addr());

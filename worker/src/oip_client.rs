@@ -4,7 +4,9 @@
 //! posts the resized images with the binary tensor extension and parses binary or JSON
 //! outputs. 429 (honouring `Retry-After`), 5xx and connection errors are retried with
 //! exponential backoff and jitter for a bounded total time; a semaphore bounds the requests in
-//! flight. Other 4xx answers fail at once.
+//! flight. Other 4xx answers fail at once. Nothing in an answer is trusted: its body is read
+//! up to `max_response_bytes`, and a malformed answer (shapes that do not match the data, a
+//! count beyond its tensor, a negative class) is an error, not detections.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -33,6 +35,8 @@ pub struct ClientOptions {
     pub initial_backoff: Duration,
     /// Largest backoff delay.
     pub max_backoff: Duration,
+    /// Largest answer body read from the server.
+    pub max_response_bytes: usize,
 }
 
 impl Default for ClientOptions {
@@ -43,6 +47,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(60),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            max_response_bytes: 64 << 20,
         }
     }
 }
@@ -74,6 +79,14 @@ pub enum OipError {
         status: u16,
         /// The server's `error` message (or body).
         message: String,
+    },
+    /// The answer is larger than the client reads.
+    #[error("{url}: the answer is larger than {limit} bytes")]
+    TooLarge {
+        /// URL.
+        url: String,
+        /// The limit.
+        limit: usize,
     },
     /// The answer is not a valid OIP message.
     #[error("{url}: invalid answer")]
@@ -184,9 +197,9 @@ impl OipClient {
                 Err(source) => return Attempt::Retry(OipError::Http { url: url.clone(), source }, None),
             };
             let (status, retry_after) = (resp.status(), retry_after(&resp));
-            let body = match resp.bytes().await {
+            let body = match body_within(resp, self.opts.max_response_bytes, &url).await {
                 Ok(b) => b,
-                Err(source) => return Attempt::Retry(OipError::Http { url: url.clone(), source }, None),
+                Err(attempt) => return attempt,
             };
             if !status.is_success() {
                 return classify(&url, status, &body, retry_after);
@@ -256,9 +269,9 @@ impl OipClient {
             let (status, retry_after) = (resp.status(), retry_after(&resp));
             let header_len =
                 resp.headers().get(HEADER_LENGTH).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let bytes = match resp.bytes().await {
+            let bytes = match body_within(resp, self.opts.max_response_bytes, url).await {
                 Ok(b) => b,
-                Err(source) => return Attempt::Retry(OipError::Http { url: url.clone(), source }, None),
+                Err(attempt) => return attempt,
             };
             if !status.is_success() {
                 return classify(url, status, &bytes, retry_after);
@@ -306,6 +319,25 @@ impl OipClient {
             }
             tracing::debug!(error = %err, attempt = attempts, wait_ms = wait.as_millis() as u64, "{what}: retrying");
             tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Read an answer's body, at most `limit` bytes (a larger one fails, a broken one is retried).
+async fn body_within<T>(mut resp: reqwest::Response, limit: usize, url: &str) -> Result<Vec<u8>, Attempt<T>> {
+    let too_large = || Attempt::Fail(OipError::TooLarge { url: url.into(), limit });
+    let declared = match resp.content_length().map(usize::try_from) {
+        Some(Ok(n)) if n <= limit => n,
+        Some(_) => return Err(too_large()),
+        None => 0,
+    };
+    let mut buf = Vec::with_capacity(declared);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) if buf.len().saturating_add(chunk.len()) > limit => return Err(too_large()),
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            Ok(None) => return Ok(buf),
+            Err(source) => return Err(Attempt::Retry(OipError::Http { url: url.into(), source }, None)),
         }
     }
 }

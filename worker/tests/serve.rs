@@ -5,118 +5,16 @@
 //! clearly. Needs libonnxruntime (ORT_DYLIB_PATH or .cache/ort/lib, from scripts/fetch-ort.sh):
 //! the tests fail, not skip, without it.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use labeljob_api::v1alpha1::{Device, InputSize, ModelFormat, ModelSpec};
-use labeljob_worker::model::{Engine, EngineOptions, Filter, ModelConfig, RawDetection};
+use common::{NAME, SIDE, engine_options, http, model, ort_lib, photo, repo, settings, start, wait_ready};
+use labeljob_worker::model::{Engine, RawDetection};
 use labeljob_worker::oip_client::{ClientOptions, OipClient, OipError};
-use labeljob_worker::serve::{ServeError, Server, ServerSettings};
+use labeljob_worker::serve::Server;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-const NAME: &str = "ssd-mobilenet-v2-coco";
-const SIDE: u32 = 300;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ort_lib() -> PathBuf {
-    let lib = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/ort/lib/libonnxruntime.so"));
-    assert!(lib.is_file(), "{} is missing: run scripts/fetch-ort.sh or set ORT_DYLIB_PATH", lib.display());
-    labeljob_worker::model::session::init_ort(Some(&lib)).expect("ONNX Runtime loads");
-    lib
-}
-
-fn model() -> ModelConfig {
-    ort_lib();
-    let spec = ModelSpec {
-        uri: Some(repo().join("models/ssd-mobilenet-v2-coco.onnx").display().to_string()),
-        format: Some(ModelFormat::SsdTflite),
-        input_size: Some(InputSize { width: SIDE, height: SIDE }),
-        ..Default::default()
-    };
-    ModelConfig::resolve(&spec, None).expect("model resolves")
-}
-
-fn engine_options(queue_capacity: usize) -> EngineOptions {
-    EngineOptions {
-        sessions: 1,
-        threads_per_session: 2,
-        max_batch: 8,
-        max_delay: Duration::from_millis(2),
-        queue_capacity,
-        device: Device::Cpu,
-        filter: Filter { score_threshold: 0.05, iou_threshold: 0.5, max_detections: 300, classes: None },
-    }
-}
-
-/// A photo resized to the model input.
-fn photo(name: &str) -> Vec<u8> {
-    let img = image::open(repo().join("tests/fixtures/photos").join(name)).expect("fixture photo");
-    img.resize_exact(SIDE, SIDE, image::imageops::FilterType::Triangle).to_rgb8().into_raw()
-}
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServeError>>,
-}
-
-impl Running {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn stop(mut self) -> Result<(), ServeError> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("server stops").expect("join")
-    }
-}
-
-async fn start(settings: ServerSettings) -> Running {
-    let server = Server::bind("127.0.0.1:0", settings).await.expect("bind");
-    let addr = server.local_addr();
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
-    Running { addr, stop: Some(tx), task }
-}
-
-fn settings(queue_capacity: usize, max_body_bytes: usize) -> ServerSettings {
-    ServerSettings {
-        model: model(),
-        served_name: NAME.into(),
-        engine: engine_options(queue_capacity),
-        max_body_bytes,
-    }
-}
-
-fn http() -> reqwest::Client {
-    labeljob_store::init_crypto();
-    reqwest::Client::new()
-}
-
-async fn wait_ready(c: &reqwest::Client, s: &Running) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = c.get(s.url("/v2/health/ready")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "server not ready within 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn binary_request(images: &[&[u8]], shape: Value, datatype: &str) -> (Vec<u8>, usize) {
     let size: usize = images.iter().map(|i| i.len()).sum();

@@ -2,8 +2,6 @@
 //! `ApiError`, one enum for every request failure, mapped to an HTTP status code and the Open
 //! Inference Protocol error body `{"error": "..."}` (TEI's ErrorType → StatusCode pattern).
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +29,9 @@ pub enum ServeError {
     /// `--format`/`--input-size` are required for a model file.
     #[error("--model {0}: a model file needs --format and --input-size")]
     ModelSettings(String),
+    /// Limits that cannot serve a request of the largest allowed size.
+    #[error("{0}")]
+    Limits(String),
     /// The session could not be built (bad model, no ORT library, no CUDA).
     #[error("loading the model: {0}")]
     Session(#[source] SessionError),
@@ -40,15 +41,6 @@ pub enum ServeError {
     /// The loader thread panicked.
     #[error("the model loader stopped unexpectedly")]
     Loader(#[source] tokio::task::JoinError),
-    /// Serving failed.
-    #[error("serving on {addr}")]
-    Io {
-        /// Address.
-        addr: SocketAddr,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// Every way a request can fail.
@@ -82,18 +74,27 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// `Content-Length` is not a byte count.
+    #[error("Content-Length is not a byte count")]
+    ContentLength,
     /// The body could not be read.
     #[error("cannot read the request body")]
-    Body(#[source] axum::extract::rejection::BytesRejection),
-    /// More images than the queue can ever hold.
+    Body(#[source] axum::Error),
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within {seconds} s (--body-timeout-seconds)")]
+    BodyTimeout {
+        /// The limit.
+        seconds: f64,
+    },
+    /// The request-memory budget cannot cover this request now.
     #[error(
-        "{images} images in one request, but the queue holds {capacity} (--queue-capacity): send smaller batches"
+        "the server is busy: this request needs {needed} bytes of its {budget}-byte request budget (--max-buffered-bytes), retry later"
     )]
-    TooManyImages {
-        /// Sent.
-        images: usize,
-        /// Queue capacity.
-        capacity: usize,
+    Busy {
+        /// Bytes this request reserves.
+        needed: usize,
+        /// The whole budget.
+        budget: usize,
     },
     /// Inference failed.
     #[error(transparent)]
@@ -109,8 +110,10 @@ impl ApiError {
         match self {
             Self::ModelNotFound { .. } | Self::VersionNotFound { .. } => StatusCode::NOT_FOUND,
             Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BadRequest(_) | Self::Body(_) | Self::TooManyImages { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Body(_) | Self::ContentLength => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Infer(InferError::Overloaded(_)) => StatusCode::TOO_MANY_REQUESTS,
             Self::Infer(InferError::BadInput { .. }) => StatusCode::BAD_REQUEST,
             Self::Infer(InferError::Stopped) => StatusCode::SERVICE_UNAVAILABLE,
@@ -147,7 +150,9 @@ mod tests {
             (ApiError::PayloadTooLarge { limit: 1 }, 413),
             (ApiError::Infer(InferError::Overloaded(4)), 429),
             (ApiError::NotReady("m".into()), 503),
-            (ApiError::TooManyImages { images: 9, capacity: 8 }, 400),
+            (ApiError::Busy { needed: 2, budget: 1 }, 429),
+            (ApiError::BodyTimeout { seconds: 1.0 }, 408),
+            (ApiError::ContentLength, 400),
         ];
         for (err, code) in cases {
             let resp = err.into_response();

@@ -2,16 +2,17 @@
 //! Protocol v2 handlers (health, server and model metadata, model readiness, infer with JSON
 //! or binary tensors) and `/metrics` (one prometheus-client registry, prefix
 //! `labeljob_server`: requests by status code, request latency, images, and the engine's queue
-//! depth, batch sizes, queue wait and inference time). Handlers only parse and copy bytes;
-//! inference runs on the engine's threads.
+//! depth, batch sizes, queue wait and inference time, open and evicted connections). Handlers
+//! only parse and copy bytes; inference runs on the engine's threads. An infer request is
+//! checked in the order that costs least: model name, readiness, `Content-Length` (413), the
+//! request-memory budget (429), then the body is read under its deadline (408) and parsed.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +23,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::conn::ConnMetrics;
 use super::error::ApiError;
+use super::limits::{self, Budget, Limits};
 use super::protocol::{self, HEADER_LENGTH, ProtocolError};
 use super::tensors;
 use crate::model::{Engine, ModelConfig};
@@ -48,15 +51,17 @@ pub struct AppState {
     width: u32,
     height: u32,
     capacity: usize,
-    max_body_bytes: usize,
+    limits: Limits,
+    budget: Budget,
     engine: OnceLock<Engine>,
     registry: Mutex<Registry>,
     metrics: ServerMetrics,
+    conn_metrics: ConnMetrics,
 }
 
 impl AppState {
     /// State for `model` served as `served_name`; not ready until [`AppState::set_ready`].
-    pub fn new(served_name: &str, model: &ModelConfig, capacity: usize, max_body_bytes: usize) -> Self {
+    pub fn new(served_name: &str, model: &ModelConfig, capacity: usize, limits: Limits) -> Self {
         let mut registry = Registry::with_prefix("labeljob_server");
         let metrics = ServerMetrics {
             requests: Family::default(),
@@ -66,16 +71,25 @@ impl AppState {
         registry.register("requests", "HTTP requests by status code", metrics.requests.clone());
         registry.register("request_duration_seconds", "HTTP request latency", metrics.duration.clone());
         registry.register("images", "Images inferred", metrics.images.clone());
+        let conn_metrics = ConnMetrics::default();
+        conn_metrics.register(&mut registry);
         Self {
             served_name: served_name.into(),
             width: model.width,
             height: model.height,
             capacity,
-            max_body_bytes,
+            budget: Budget::new(limits.max_buffered_bytes),
+            limits,
             engine: OnceLock::new(),
             registry: Mutex::new(registry),
             metrics,
+            conn_metrics,
         }
+    }
+
+    /// The connection metrics, for the accept loop.
+    pub fn conn_metrics(&self) -> ConnMetrics {
+        self.conn_metrics.clone()
     }
 
     /// The model is loaded and warmed up: register its metrics and start answering.
@@ -106,7 +120,7 @@ impl AppState {
     }
 }
 
-/// The router: `/v2/...` and `/metrics`, with the body limit and request metrics.
+/// The router: `/v2/...` and `/metrics`, with request metrics.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2", get(server_metadata))
@@ -122,7 +136,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async {
             (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" })))
         })
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -189,55 +202,43 @@ async fn model_ready_v(
 async fn infer(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    run_infer(&s, &name, None, &headers, body).await
+    run_infer(&s, &name, None, request).await
 }
 
 async fn infer_v(
     State(s): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    run_infer(&s, &name, Some(&version), &headers, body).await
+    run_infer(&s, &name, Some(&version), request).await
 }
 
 async fn run_infer(
     s: &AppState,
     name: &str,
     version: Option<&str>,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     s.check_model(name, version)?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge { limit: s.max_body_bytes }
-        } else {
-            ApiError::Body(e)
-        }
-    })?;
     let engine = s.engine()?;
-    let header = match headers.get(HEADER_LENGTH) {
-        Some(v) => Some(v.to_str().map_err(|_| ProtocolError::HeaderLength {
-            value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            body: body.len(),
-        })?),
-        None => None,
-    };
+    let (parts, body) = request.into_parts();
+    let max = s.limits.max_body_bytes;
+    let declared = limits::content_length(&parts.headers, max)?;
+    // Held until the answer is sent: the body and the images made from it.
+    let _reserved = s.budget.try_reserve(declared.unwrap_or(max))?;
+    let body = limits::read_body(body, declared, max, s.limits.body_timeout).await?;
+    let header = header_length(&parts.headers, body.len())?;
     // Large JSON tensors take a while to parse: off the async workers.
-    let (w, h) = (s.width, s.height);
-    let (req, outputs, images) = match header {
-        None if body.len() > JSON_INLINE_LIMIT => {
-            tokio::task::spawn_blocking(move || parse(&body, None, w, h)).await.map_err(ApiError::Join)??
-        }
-        _ => parse(&body, header, w, h)?,
+    let (w, h, cap) = (s.width, s.height, s.capacity);
+    let json_heavy = header.is_none() && body.len() > JSON_INLINE_LIMIT;
+    let parse_body = move || parse(&body, header.as_deref(), w, h, cap);
+    let (req, outputs, images) = if json_heavy {
+        tokio::task::spawn_blocking(parse_body).await.map_err(ApiError::Join)??
+    } else {
+        parse_body()?
     };
-    if images.len() > s.capacity {
-        return Err(ApiError::TooManyImages { images: images.len(), capacity: s.capacity });
-    }
     let n = images.len() as u64;
     let dets = engine.try_detect_many(images).await?;
     s.metrics.images.inc_by(n);
@@ -263,11 +264,30 @@ const JSON_INLINE_LIMIT: usize = 64 << 10;
 
 type Parsed = (protocol::InferRequest, Vec<(&'static str, bool)>, Vec<Vec<u8>>);
 
-fn parse(body: &[u8], header: Option<&str>, width: u32, height: u32) -> Result<Parsed, ProtocolError> {
+/// The `Inference-Header-Content-Length` header, if sent.
+fn header_length(headers: &HeaderMap, body: usize) -> Result<Option<String>, ProtocolError> {
+    headers
+        .get(HEADER_LENGTH)
+        .map(|v| {
+            v.to_str().map(str::to_string).map_err(|_| ProtocolError::HeaderLength {
+                value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                body,
+            })
+        })
+        .transpose()
+}
+
+fn parse(
+    body: &[u8],
+    header: Option<&str>,
+    width: u32,
+    height: u32,
+    max_images: usize,
+) -> Result<Parsed, ProtocolError> {
     let (json, binary) = protocol::split_body(body, header)?;
     let req = protocol::parse_request(json)?;
     let outputs = protocol::requested_outputs(&req)?;
-    let images = protocol::parse_images(&req, binary, width, height)?;
+    let images = protocol::parse_images(&req, binary, width, height, max_images)?;
     Ok((req, outputs, images))
 }
 

@@ -3,9 +3,13 @@
 //! inference (then ready), and serves `/v2/...` and `/metrics` until SIGTERM or ctrl-c, when
 //! it stops accepting and drains the requests in flight. A model that cannot load (bad file,
 //! no ONNX Runtime, no CUDA) stops the server with an error, so the process exits non-zero.
+//! What a client can make it hold, and for how long, is bounded: see `limits` and `conn`.
 
+pub mod conn;
 pub mod error;
 pub mod http;
+pub mod json_data;
+pub mod limits;
 pub mod protocol;
 pub mod tensors;
 
@@ -20,6 +24,7 @@ use tokio::sync::oneshot;
 
 pub use error::{ApiError, ServeError};
 pub use http::AppState;
+pub use limits::Limits;
 
 use crate::model::config::builtin_names;
 use crate::model::{Engine, EngineOptions, Filter, ModelConfig};
@@ -64,9 +69,25 @@ pub struct ServeArgs {
     /// Images queued or running before requests get 429 Too Many Requests.
     #[arg(long, env = "LABELJOB_SERVE_QUEUE_CAPACITY", default_value_t = 256)]
     pub queue_capacity: usize,
-    /// Largest request body in bytes (413 above).
+    /// Largest request body in bytes: 413 above, from Content-Length before the body is read.
     #[arg(long, env = "LABELJOB_SERVE_MAX_BODY_BYTES", default_value_t = 32 << 20)]
     pub max_body_bytes: usize,
+    /// Request memory held at once, in bytes: an infer request reserves twice its body (at
+    /// least 64 KiB) before reading it, and gets 429 when the rest of this cannot cover it.
+    /// At least twice --max-body-bytes.
+    #[arg(long, env = "LABELJOB_SERVE_MAX_BUFFERED_BYTES", default_value_t = 512 << 20)]
+    pub max_buffered_bytes: usize,
+    /// Seconds a connection may take to send a request's headers, from accepting it or from
+    /// answering its previous request; then it is closed (idle and stalled connections).
+    #[arg(long, env = "LABELJOB_SERVE_HEADER_TIMEOUT_SECONDS", default_value_t = 15.0)]
+    pub header_timeout_seconds: f64,
+    /// Seconds a request body may take to arrive (408 Request Timeout after).
+    #[arg(long, env = "LABELJOB_SERVE_BODY_TIMEOUT_SECONDS", default_value_t = 60.0)]
+    pub body_timeout_seconds: f64,
+    /// Open connections at most: a new one beyond this closes the longest-idle one, so health
+    /// probes still get in. Keep it below the process's file-descriptor limit.
+    #[arg(long, env = "LABELJOB_SERVE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     /// Execution device: cpu or cuda.
     #[arg(long, env = "LABELJOB_SERVE_DEVICE", default_value = "cpu", value_parser = parse_device)]
     pub device: Device,
@@ -141,8 +162,23 @@ impl ServeArgs {
                 classes: None,
             },
         };
-        Ok(ServerSettings { model, served_name: name, engine, max_body_bytes: self.max_body_bytes })
+        let limits = Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_buffered_bytes: self.max_buffered_bytes,
+            header_timeout: seconds(self.header_timeout_seconds, "--header-timeout-seconds")?,
+            body_timeout: seconds(self.body_timeout_seconds, "--body-timeout-seconds")?,
+            max_connections: self.max_connections,
+        };
+        limits.check().map_err(ServeError::Limits)?;
+        Ok(ServerSettings { model, served_name: name, engine, limits })
     }
+}
+
+fn seconds(s: f64, flag: &str) -> Result<Duration, ServeError> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| ServeError::Limits(format!("{flag} {s} is not a positive number of seconds")))
 }
 
 /// Everything the server needs.
@@ -154,8 +190,8 @@ pub struct ServerSettings {
     pub served_name: String,
     /// Engine settings (batching, queue, device, decoding floor).
     pub engine: EngineOptions,
-    /// Body limit.
-    pub max_body_bytes: usize,
+    /// Request and connection limits.
+    pub limits: Limits,
 }
 
 /// A bound, not yet running server.
@@ -184,8 +220,13 @@ impl Server {
     /// to load (then return that error).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let Self { listener, addr, settings } = self;
-        let ServerSettings { model, served_name, engine: opts, max_body_bytes } = settings;
-        let state = Arc::new(AppState::new(&served_name, &model, opts.queue_capacity, max_body_bytes));
+        let ServerSettings { model, served_name, engine: opts, limits } = settings;
+        limits.check().map_err(ServeError::Limits)?;
+        let conn_opts = conn::ConnOptions {
+            header_timeout: limits.header_timeout,
+            max_connections: limits.max_connections,
+        };
+        let state = Arc::new(AppState::new(&served_name, &model, opts.queue_capacity, limits));
         let (failed_tx, failed_rx) = oneshot::channel::<ServeError>();
         let loader = {
             let state = state.clone();
@@ -211,9 +252,9 @@ impl Server {
             }
         };
         tracing::info!(%addr, model = %served_name, "serving the Open Inference Protocol v2");
-        let served = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal).await;
+        let metrics = state.conn_metrics();
+        conn::serve(listener, http::router(state), conn_opts, metrics, signal).await;
         loader.abort();
-        served.map_err(|source| ServeError::Io { addr, source })?;
         let failed = failure.lock().ok().and_then(|mut f| f.take());
         match failed {
             Some(e) => Err(e),

@@ -4,9 +4,13 @@
 //! `[N, K]`, `scores` FP32 `[N, K]`, `counts` INT32 `[N]`. Pure functions used by both the
 //! server (parse requests, encode responses) and `oip_client` (build requests, parse
 //! responses). Every error names the field at fault; the server answers them with 400.
+//! Sizes from the wire (shapes, byte counts) are checked against the model, the request limit
+//! and the bytes actually present, with checked arithmetic, before anything is allocated.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use super::json_data::FlatData;
 
 /// Header carrying the length of the JSON part of a binary-extension body.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -69,6 +73,18 @@ pub enum ProtocolError {
         /// Wanted.
         expected: String,
     },
+    /// More images in one request than the server can ever queue.
+    #[error(
+        "{field}: {images} images in one request, but the queue holds {capacity} (--queue-capacity): send smaller batches"
+    )]
+    TooManyImages {
+        /// The field.
+        field: String,
+        /// Sent.
+        images: i64,
+        /// Queue capacity.
+        capacity: usize,
+    },
     /// Binary data of the wrong size, or not enough binary data after the header.
     #[error("{field}: {found} bytes of binary data, expected {expected}")]
     BinarySize {
@@ -122,7 +138,7 @@ pub struct RequestInput {
     pub parameters: Parameters,
     /// Row-major data (flat or nested) when not binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub data: Option<FlatData<u8>>,
 }
 
 /// One requested output.
@@ -237,10 +253,12 @@ pub fn parse_request(json: &[u8]) -> Result<InferRequest, ProtocolError> {
 pub(crate) fn binary_size(params: &Parameters, field: &str) -> Result<Option<usize>, ProtocolError> {
     match params.get("binary_data_size") {
         None => Ok(None),
-        Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| ProtocolError::Data {
-            field: format!("{field}.parameters.binary_data_size"),
-            reason: format!("{v} is not a byte count"),
-        }),
+        Some(v) => {
+            v.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some).ok_or_else(|| ProtocolError::Data {
+                field: format!("{field}.parameters.binary_data_size"),
+                reason: format!("{v} is not a byte count"),
+            })
+        }
     }
 }
 
@@ -263,12 +281,13 @@ pub(crate) fn take_binary<'a>(
 }
 
 /// Take the `width`×`height` RGB images out of a request's `images` input (binary or JSON
-/// data), checking name, datatype, shape and sizes.
+/// data), checking name, datatype, shape (at most `max_images` images) and sizes.
 pub fn parse_images(
     req: &InferRequest,
     binary: &[u8],
     width: u32,
     height: u32,
+    max_images: usize,
 ) -> Result<Vec<Vec<u8>>, ProtocolError> {
     if req.inputs.is_empty() {
         return Err(ProtocolError::Missing { field: "inputs", name: INPUT });
@@ -277,11 +296,11 @@ pub fn parse_images(
     let mut images = None;
     for (i, input) in req.inputs.iter().enumerate() {
         let field = format!("inputs[{i}]");
-        if input.name != INPUT {
+        if input.name != INPUT || images.is_some() {
             return Err(ProtocolError::Unknown {
                 field: format!("{field}.name"),
                 name: input.name.clone(),
-                known: INPUT.into(),
+                known: format!("one {INPUT}"),
             });
         }
         if input.datatype != "UINT8" {
@@ -291,24 +310,14 @@ pub fn parse_images(
                 expected: "UINT8",
             });
         }
-        let (h, w) = (i64::from(height), i64::from(width));
-        let n = match input.shape.as_slice() {
-            [n, sh, sw, 3] if *n >= 1 && *sh == h && *sw == w => *n as usize,
-            _ => {
-                return Err(ProtocolError::Shape {
-                    field: format!("{field}.shape"),
-                    found: input.shape.clone(),
-                    expected: format!("[N, {h}, {w}, 3] with N >= 1"),
-                });
-            }
-        };
-        let per_image = width as usize * height as usize * 3;
-        let want = n.checked_mul(per_image).ok_or_else(|| ProtocolError::Shape {
+        let (n, per_image) = image_shape(&input.shape, width, height, max_images, &field)?;
+        let bad_size = || ProtocolError::Shape {
             field: format!("{field}.shape"),
             found: input.shape.clone(),
             expected: "a size that fits in memory".into(),
-        })?;
-        let pixels: Vec<u8> = match binary_size(&input.parameters, &field)? {
+        };
+        let want = n.checked_mul(per_image).ok_or_else(bad_size)?;
+        let pixels: &[u8] = match binary_size(&input.parameters, &field)? {
             Some(size) => {
                 if size != want {
                     return Err(ProtocolError::BinarySize {
@@ -317,10 +326,18 @@ pub fn parse_images(
                         expected: want,
                     });
                 }
-                take_binary(binary, &mut offset, size, &field)?.to_vec()
+                take_binary(binary, &mut offset, size, &field)?
             }
-            None => json_u8(input.data.as_ref(), want, &format!("{field}.data"))?,
+            None => {
+                let data_field = format!("{field}.data");
+                let data = input.data.as_ref().ok_or_else(|| ProtocolError::Data {
+                    field: data_field.clone(),
+                    reason: "missing (send `data` or parameters.binary_data_size)".into(),
+                })?;
+                data.values(&data_field, want)?
+            }
         };
+        // Only now, with `want` bytes present, are images allocated.
         images = Some(pixels.chunks_exact(per_image).map(<[u8]>::to_vec).collect::<Vec<_>>());
     }
     if offset != binary.len() {
@@ -333,46 +350,38 @@ pub fn parse_images(
     images.ok_or(ProtocolError::Missing { field: "inputs", name: INPUT })
 }
 
-/// Flatten nested JSON arrays of integers 0–255, checking the count.
-fn json_u8(data: Option<&Value>, want: usize, field: &str) -> Result<Vec<u8>, ProtocolError> {
-    let data = data.ok_or_else(|| ProtocolError::Data {
-        field: field.into(),
-        reason: "missing (send `data` or parameters.binary_data_size)".into(),
-    })?;
-    let mut out = Vec::with_capacity(want);
-    let mut stack = vec![data];
-    // Depth-first, left to right: push children reversed.
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Array(items) => stack.extend(items.iter().rev()),
-            Value::Number(n) => {
-                let b = n.as_u64().filter(|b| *b <= 255).ok_or_else(|| ProtocolError::Data {
-                    field: field.into(),
-                    reason: format!("{n} is not a UINT8"),
-                })?;
-                out.push(b as u8);
-            }
-            other => {
-                return Err(ProtocolError::Data {
-                    field: field.into(),
-                    reason: format!("{other} is not a UINT8"),
-                });
-            }
+/// Check an input shape `[N, height, width, 3]` with `1 <= N <= max_images`; returns N and the
+/// bytes per image.
+fn image_shape(
+    shape: &[i64],
+    width: u32,
+    height: u32,
+    max_images: usize,
+    field: &str,
+) -> Result<(usize, usize), ProtocolError> {
+    let (h, w) = (i64::from(height), i64::from(width));
+    let n = match shape {
+        [n, sh, sw, 3] if *n >= 1 && *sh == h && *sw == w => *n,
+        _ => {
+            return Err(ProtocolError::Shape {
+                field: format!("{field}.shape"),
+                found: shape.to_vec(),
+                expected: format!("[N, {h}, {w}, 3] with N >= 1"),
+            });
         }
-        if out.len() > want {
-            break;
-        }
-    }
-    if out.len() != want {
-        return Err(ProtocolError::Data {
-            field: field.into(),
-            reason: format!(
-                "{} values for a shape of {want}",
-                if out.len() > want { "more".to_string() } else { out.len().to_string() }
-            ),
-        });
-    }
-    Ok(out)
+    };
+    let too_many =
+        || ProtocolError::TooManyImages { field: format!("{field}.shape"), images: n, capacity: max_images };
+    let n = usize::try_from(n).ok().filter(|n| *n <= max_images).ok_or_else(too_many)?;
+    let per_image =
+        (width as usize).checked_mul(height as usize).and_then(|p| p.checked_mul(3)).ok_or_else(|| {
+            ProtocolError::Shape {
+                field: format!("{field}.shape"),
+                found: shape.to_vec(),
+                expected: "a model input that fits in memory".into(),
+            }
+        })?;
+    Ok((n, per_image))
 }
 
 /// Which outputs to return and whether each goes as binary data.

@@ -1,10 +1,15 @@
 //! The four detection output tensors (`boxes`, `classes`, `scores`, `counts`) as the server
 //! packs them and the client unpacks them, and the two message directions that carry them:
 //! the server's response encoding (binary or JSON per output) and the client's request
-//! building and response parsing. Pure functions.
+//! building and response parsing. Pure functions. The client trusts nothing in a response:
+//! element counts come from shapes by checked arithmetic and must match the bytes or values
+//! present before they are used, the tensors' shapes must agree, and every count, class, score
+//! and box must be a value a detector can give.
 
+use serde::Deserialize;
 use serde_json::Value;
 
+use super::json_data::FlatData;
 use super::protocol::{
     INPUT, InferRequest, InferResponse, OUTPUTS, Parameters, ProtocolError, RequestInput, RequestOutput,
     ResponseOutput, binary_size, split_body, take_binary,
@@ -53,24 +58,46 @@ impl DetectionTensors {
         t
     }
 
-    /// Unpack into per-image detections (the first `counts[i]` rows of each image).
-    pub fn unpack(&self) -> Vec<Vec<RawDetection>> {
-        (0..self.n)
-            .map(|i| {
-                let c = (self.counts[i].max(0) as usize).min(self.k);
-                (0..c)
-                    .map(|j| {
-                        let r = i * self.k + j;
-                        let b = &self.boxes[r * 4..r * 4 + 4];
-                        RawDetection {
-                            bbox: [b[0], b[1], b[2], b[3]],
-                            score: self.scores[r],
-                            class: self.classes[r].max(0) as u32,
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
+    /// Unpack into per-image detections (the first `counts[i]` rows of each image), refusing
+    /// tensors whose lengths do not match `n` and `k`, a count outside `0..=k`, a negative
+    /// class or a score or box coordinate that is not finite.
+    pub fn unpack(&self) -> Result<Vec<Vec<RawDetection>>, ProtocolError> {
+        let bad = |field: &str, reason: String| ProtocolError::Data { field: field.into(), reason };
+        let rows = self.n.checked_mul(self.k).ok_or_else(|| bad("outputs", "N x K overflows".into()))?;
+        if self.counts.len() != self.n
+            || self.classes.len() != rows
+            || self.scores.len() != rows
+            || Some(self.boxes.len()) != rows.checked_mul(4)
+        {
+            return Err(bad(
+                "outputs",
+                format!("tensor lengths do not match N = {}, K = {}", self.n, self.k),
+            ));
+        }
+        let mut out = Vec::with_capacity(self.n);
+        for (i, &count) in self.counts.iter().enumerate() {
+            let c = usize::try_from(count).ok().filter(|c| *c <= self.k).ok_or_else(|| {
+                bad(&format!("outputs.counts[{i}]"), format!("{count} is not a count within K = {}", self.k))
+            })?;
+            let mut dets = Vec::with_capacity(c);
+            for j in 0..c {
+                let r = i * self.k + j;
+                let class = u32::try_from(self.classes[r]).map_err(|_| {
+                    bad(&format!("outputs.classes[{i}][{j}]"), format!("{} is negative", self.classes[r]))
+                })?;
+                let score = self.scores[r];
+                let b = &self.boxes[r * 4..r * 4 + 4];
+                if !score.is_finite() || b.iter().any(|v| !v.is_finite()) {
+                    return Err(bad(
+                        &format!("outputs[{i}][{j}]"),
+                        "a score or box coordinate is not finite".into(),
+                    ));
+                }
+                dets.push(RawDetection { bbox: [b[0], b[1], b[2], b[3]], score, class });
+            }
+            out.push(dets);
+        }
+        Ok(out)
     }
 
     fn tensor(&self, name: &str) -> (&'static str, Vec<i64>, Vec<u8>, Value) {
@@ -144,22 +171,48 @@ pub fn build_request(images: &[&[u8]], width: u32, height: u32) -> (Vec<u8>, usi
     (body, header)
 }
 
+/// An output tensor as the client reads it (numbers flattened while parsing).
+#[derive(Debug, Deserialize)]
+struct ParsedOutput {
+    name: String,
+    #[serde(default)]
+    datatype: String,
+    shape: Vec<i64>,
+    #[serde(default)]
+    parameters: Parameters,
+    #[serde(default)]
+    data: Option<FlatData<f64>>,
+}
+
+/// The JSON part of a response as the client reads it.
+#[derive(Debug, Deserialize)]
+struct ParsedResponse {
+    outputs: Vec<ParsedOutput>,
+}
+
 /// Parse an infer response (binary or JSON outputs) into per-image detections.
 pub fn parse_response(body: &[u8], header: Option<&str>) -> Result<Vec<Vec<RawDetection>>, ProtocolError> {
     let (json, binary) = split_body(body, header)?;
-    let resp: InferResponse = serde_json::from_slice(json).map_err(ProtocolError::Json)?;
+    let resp: ParsedResponse = serde_json::from_slice(json).map_err(ProtocolError::Json)?;
     let mut offset = 0usize;
     let mut values: [Option<(Vec<i64>, Vec<f64>)>; 4] = Default::default();
     for (i, o) in resp.outputs.iter().enumerate() {
         let field = format!("outputs[{i}]");
         let Some(slot) = OUTPUTS.iter().position(|n| *n == o.name) else { continue };
-        let count: usize = o.shape.iter().map(|d| (*d).max(0) as usize).product();
+        let count = element_count(&o.shape, &field)?;
         let data = match binary_size(&o.parameters, &field)? {
             Some(size) => {
                 let chunk = take_binary(binary, &mut offset, size, &field)?;
                 numbers_le(chunk, &o.datatype, count, &field)?
             }
-            None => json_numbers(o.data.as_ref(), count, &format!("{field}.data"))?,
+            None => {
+                let data_field = format!("{field}.data");
+                let data = o.data.as_ref().ok_or_else(|| ProtocolError::Data {
+                    field: data_field.clone(),
+                    reason: "missing".into(),
+                })?;
+                data.values(&data_field, count)?.to_vec()
+            }
         };
         values[slot] = Some((o.shape.clone(), data));
     }
@@ -168,11 +221,11 @@ pub fn parse_response(body: &[u8], header: Option<&str>) -> Result<Vec<Vec<RawDe
         v.ok_or(ProtocolError::Missing { field: "outputs", name })
     };
     let (bshape, boxes) = take(boxes, "boxes")?;
-    let (_, classes) = take(classes, "classes")?;
-    let (_, scores) = take(scores, "scores")?;
-    let (_, counts) = take(counts, "counts")?;
-    let (n, k) = match bshape.as_slice() {
-        [n, k, 4] if *n >= 0 && *k >= 0 => (*n as usize, *k as usize),
+    let (cshape, classes) = take(classes, "classes")?;
+    let (sshape, scores) = take(scores, "scores")?;
+    let (nshape, counts) = take(counts, "counts")?;
+    let (ni, ki) = match bshape.as_slice() {
+        [n, k, 4] => (*n, *k),
         _ => {
             return Err(ProtocolError::Shape {
                 field: "outputs.boxes".into(),
@@ -181,21 +234,54 @@ pub fn parse_response(body: &[u8], header: Option<&str>) -> Result<Vec<Vec<RawDe
             });
         }
     };
-    if classes.len() != n * k || scores.len() != n * k || counts.len() != n {
-        return Err(ProtocolError::Data {
-            field: "outputs".into(),
-            reason: format!("classes, scores and counts do not match boxes [{n}, {k}, 4]"),
-        });
+    // Both are non-negative and their product fits: element_count checked it.
+    let (n, k) = (ni as usize, ki as usize);
+    for (name, shape, want) in
+        [("classes", cshape, vec![ni, ki]), ("scores", sshape, vec![ni, ki]), ("counts", nshape, vec![ni])]
+    {
+        if shape != want {
+            return Err(ProtocolError::Shape {
+                field: format!("outputs.{name}"),
+                found: shape,
+                expected: format!("{want:?} to match boxes [{n}, {k}, 4]"),
+            });
+        }
     }
     let t = DetectionTensors {
         n,
         k,
         boxes: boxes.iter().map(|v| *v as f32).collect(),
-        classes: classes.iter().map(|v| *v as i32).collect(),
+        classes: integers(&classes, "outputs.classes")?,
         scores: scores.iter().map(|v| *v as f32).collect(),
-        counts: counts.iter().map(|v| *v as i32).collect(),
+        counts: integers(&counts, "outputs.counts")?,
     };
-    Ok(t.unpack())
+    t.unpack()
+}
+
+/// The element count of a shape: every dimension non-negative, the product without overflow.
+fn element_count(shape: &[i64], field: &str) -> Result<usize, ProtocolError> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, d| usize::try_from(*d).ok().and_then(|d| acc.checked_mul(d)))
+        .ok_or_else(|| ProtocolError::Shape {
+            field: format!("{field}.shape"),
+            found: shape.to_vec(),
+            expected: "non-negative dimensions whose product fits in memory".into(),
+        })
+}
+
+/// Numbers that must be INT32 values (classes, counts).
+fn integers(values: &[f64], field: &str) -> Result<Vec<i32>, ProtocolError> {
+    values
+        .iter()
+        .map(|v| {
+            let ok = v.fract() == 0.0 && *v >= f64::from(i32::MIN) && *v <= f64::from(i32::MAX);
+            ok.then_some(*v as i32).ok_or_else(|| ProtocolError::Data {
+                field: field.into(),
+                reason: format!("{v} is not an INT32"),
+            })
+        })
+        .collect()
 }
 
 fn numbers_le(chunk: &[u8], datatype: &str, count: usize, field: &str) -> Result<Vec<f64>, ProtocolError> {
@@ -210,11 +296,12 @@ fn numbers_le(chunk: &[u8], datatype: &str, count: usize, field: &str) -> Result
             });
         }
     };
-    if chunk.len() != count * width {
+    // Checked before anything is allocated: a huge shape with a small chunk fails here.
+    if count.checked_mul(width) != Some(chunk.len()) {
         return Err(ProtocolError::BinarySize {
             field: format!("{field}.parameters.binary_data_size"),
             found: chunk.len(),
-            expected: count * width,
+            expected: count.saturating_mul(width),
         });
     }
     Ok(chunk
@@ -226,21 +313,4 @@ fn numbers_le(chunk: &[u8], datatype: &str, count: usize, field: &str) -> Result
             (_, b) => i64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f64,
         })
         .collect())
-}
-
-fn json_numbers(data: Option<&Value>, count: usize, field: &str) -> Result<Vec<f64>, ProtocolError> {
-    let bad = |reason: String| ProtocolError::Data { field: field.into(), reason };
-    let mut out = Vec::with_capacity(count);
-    let mut stack = vec![data.ok_or_else(|| bad("missing".into()))?];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Array(items) => stack.extend(items.iter().rev()),
-            Value::Number(n) => out.push(n.as_f64().ok_or_else(|| bad(format!("{n} is not a number")))?),
-            other => return Err(bad(format!("{other} is not a number"))),
-        }
-    }
-    if out.len() != count {
-        return Err(bad(format!("{} values for a shape of {count}", out.len())));
-    }
-    Ok(out)
 }
