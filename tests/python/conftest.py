@@ -5,6 +5,7 @@ sets LABELJOB_BIN; running pytest by hand needs `cargo build --release -p labelj
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,18 @@ def run_labeljob(labeljob_bin: Path, env: dict, *args, check=True, timeout=600):
     if check and proc.returncode != 0:
         raise AssertionError(f"labeljob {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def run_measured(labeljob_bin, env, *args):
+    """Run labeljob in a child of a fresh Python, so its peak RSS is its own."""
+    code = (
+        "import resource, subprocess, sys; "
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+        "sys.exit(p.returncode)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(labeljob_bin), *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    *stderr, rss = proc.stderr.rstrip("\n").split("\n")
+    return proc.returncode, proc.stdout, "\n".join(stderr), int(rss)

@@ -2,31 +2,11 @@
 the reason printed once, and exit code 2 (issue: hardening, cases 4, 5 and 7): the same schema,
 with the same limits, as the CRD the apiserver checks."""
 
-import resource
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from conftest import PHOTOS, write_job
+from conftest import PHOTOS, run_measured, write_job
 
 EXIT_INVALID = 2
-
-
-def run_measured(labeljob_bin, env, *args):
-    """Run labeljob in a child of a fresh Python, so its peak RSS is its own."""
-    code = (
-        "import resource, subprocess, sys; "
-        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-        "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-        "sys.exit(p.returncode)"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(labeljob_bin), *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=120)
-    *stderr, rss = proc.stderr.rstrip("\n").split("\n")
-    return proc.returncode, proc.stdout, "\n".join(stderr), int(rss)
 
 
 @pytest.mark.parametrize(

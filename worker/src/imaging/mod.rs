@@ -11,6 +11,7 @@
 
 mod jpeg;
 mod orient;
+mod png_chunks;
 mod raster;
 mod resample;
 mod resize;
@@ -276,7 +277,12 @@ pub fn decode(
     }
     match format {
         Format::Jpeg => jpeg::decode(bytes, target, limits),
-        Format::Png => raster::decode(bytes, image::ImageFormat::Png, "png", limits),
+        Format::Png => raster::decode(
+            &png_chunks::without_bulky_ancillary(bytes),
+            image::ImageFormat::Png,
+            "png",
+            limits,
+        ),
         Format::WebP => raster::decode(bytes, image::ImageFormat::WebP, "webp", limits),
         Format::Bmp => raster::decode(bytes, image::ImageFormat::Bmp, "bmp", limits),
     }
