@@ -2,12 +2,14 @@
 //! and the pure checks shared by `kubectl apply` (CEL in the schema), the operator (condition
 //! `SpecValid`) and `labeljob run` (refused before anything is created). No I/O here.
 
+pub mod chain;
 pub mod conditions;
 pub mod document;
 pub mod schema_check;
 pub mod v1alpha1;
 pub mod validate;
 
+pub use chain::error_chain;
 pub use document::{DocumentError, MAX_DOCUMENT_BYTES, parse_labeljob};
 pub use schema_check::{SchemaIssue, check_document};
 pub use v1alpha1::{LabelJob, LabelJobSpec, LabelJobStatus, Phase};

@@ -94,17 +94,7 @@ impl Error {
 
     /// The message for an Event note: this error and its sources, cut to the 1 KiB limit.
     pub fn note(&self) -> String {
-        let mut note = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !note.contains(&text) {
-                note.push_str(": ");
-                note.push_str(&text);
-            }
-            source = s.source();
-        }
-        truncate(note, 1024)
+        truncate(labeljob_api::error_chain(self), 1024)
     }
 }
 

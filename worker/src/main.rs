@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::dispatch(args.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", labeljob_api::error_chain(e.as_ref()));
             ExitCode::from(cli::exit_code_of(&e))
         }
     }

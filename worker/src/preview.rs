@@ -208,18 +208,6 @@ fn marks(anns: &[&CocoAnnotation], names: &HashMap<u64, &str>) -> Vec<Mark> {
         .collect()
 }
 
-/// The message of `e` followed by its sources, joined by `: `.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
-}
-
 /// Fetches, decodes and draws one image; `Err` carries the failure tile.
 async fn render(
     source: Source,
@@ -234,16 +222,17 @@ async fn render(
     };
     let bytes = match source.fetch().await {
         Ok(b) => b,
-        Err(e) => return Err(fail(&name, chain(&e))),
+        Err(e) => return Err(fail(&name, labeljob_api::error_chain(&e))),
     };
     let job = tokio::task::spawn_blocking(move || {
-        let img = decode(&bytes, None, &DecodeLimits::default()).map_err(|e| (name.clone(), chain(&e)))?;
+        let img = decode(&bytes, None, &DecodeLimits::default())
+            .map_err(|e| (name.clone(), labeljob_api::error_chain(&e)))?;
         Ok(tile::render_image(&img.rgb, (img.width, img.height), &marks, tile, &name))
     });
     match job.await {
         Ok(Ok(t)) => Ok(t),
         Ok(Err((name, reason))) => Err(fail(&name, reason)),
-        Err(e) => Err(fail(basename(&file_name), chain(&e))),
+        Err(e) => Err(fail(basename(&file_name), labeljob_api::error_chain(&e))),
     }
 }
 

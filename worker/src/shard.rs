@@ -226,7 +226,7 @@ impl ShardRunner {
             Ok(b) => b,
             Err(e) => {
                 let kind = if e.is_not_found() { "not-found" } else { "download" };
-                return (Err(fail("download", kind, e.to_string())), t);
+                return (Err(fail("download", kind, labeljob_api::error_chain(&e))), t);
             }
         };
         t.download = t0.elapsed().as_secs_f64();
@@ -239,10 +239,10 @@ impl ShardRunner {
                 return (Err(fail("decode", "cancelled", "decoder pool closed".into())), t);
             };
             tokio::task::spawn_blocking(move || {
-                let img = decode(&bytes, Some((w, h)), &limits).map_err(|e| (e.reason(), e.to_string()))?;
+                let img = decode(&bytes, Some((w, h)), &limits).map_err(|e| (e.reason(), e.message()))?;
                 let (pixels, transform) = RESIZER
                     .with(|r| r.borrow_mut().resize(&img, w, h, mode))
-                    .map_err(|e| ("resize", e.to_string()))?;
+                    .map_err(|e| ("resize", labeljob_api::error_chain(&e)))?;
                 Ok::<_, (&'static str, String)>((img.width, img.height, pixels, transform))
             })
             .await

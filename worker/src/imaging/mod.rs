@@ -196,14 +196,7 @@ impl DecodeError {
 
     /// This error and its sources on one line, joined by `": "`.
     pub fn message(&self) -> String {
-        let mut out = self.to_string();
-        let mut cur = std::error::Error::source(self);
-        while let Some(e) = cur {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            cur = e.source();
-        }
-        out
+        labeljob_api::error_chain(self)
     }
 }
 
