@@ -62,4 +62,9 @@ bench: test-deps build ## Throughput table: raw ORT, decode+resize, labeljob run
 	cargo bench -p labeljob-worker --bench pipeline
 	cargo bench -p labeljob-worker --bench serve
 
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz: ## Mutation-fuzz decode, job file, shard file, OIP request: FUZZ_SECONDS each (default 600)
+	LABELJOB_FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --release -p labeljob-worker --test fuzz -- --nocapture --test-threads=1
+
 -include mk/packaging.mk
