@@ -105,6 +105,14 @@ pub struct InputSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_images: Option<u64>,
+    /// Allow `https://` URL lists, and the image URLs they list, to reach private, loopback,
+    /// link-local, carrier-grade NAT and cloud metadata addresses (10/8, 172.16/12,
+    /// 192.168/16, 127/8, 169.254/16, 100.64/10, ::1, fc00::/7, fe80::/10, …), directly or by a
+    /// redirect. Off by default: every resolved address and every redirect hop is checked and
+    /// such addresses are refused, so that a URL list cannot make workers fetch internal
+    /// services. Has no effect on object store inputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private_networks: bool,
 }
 
 /// A reference to a Secret whose keys become environment variables of the worker pods

@@ -6,7 +6,20 @@
 //!   relative to the prefix;
 //! - an `http(s)://` URL of a text file listing one image URL per line (blank lines and lines
 //!   starting with `#` ignored; relative URLs resolve against the list's URL; duplicates
-//!   dropped). Key and URI of an entry are the image URL.
+//!   dropped). Key and URI of an entry are the image URL *redacted* ([`redact_uri`]).
+//!
+//! Credentials in image URLs (presigned query strings, `user:password@`) never reach the
+//! manifest, and so no shard file, COCO file, error list or log line: the manifest keeps the
+//! redacted URL, and fetching maps it back to the real URL by reading the URL list again
+//! (once per process, [`InputSource::fetch`]). Re-reading instead of persisting the secret
+//! part somewhere "safer" keeps the rule simple — no output file ever holds a credential —
+//! and a list regenerated with fresh signatures since planning is picked up, as long as it
+//! still lists the same redacted URLs. Downloads only reach public addresses unless the job
+//! sets `allowPrivateNetworks` ([`crate::netguard`]).
+//!
+//! `file://` inputs: a symbolic link is followed only while its target stays inside the
+//! input directory; one that leads outside fails as that one image
+//! ([`StoreError::OutsideInput`]).
 //!
 //! Filters: `include` / `exclude` are globs where `*` and `?` stay within one path segment
 //! and `**` spans segments (`photos/**/*.jpg`), case-sensitive. They match the key of store
@@ -14,13 +27,18 @@
 //! store keys ending in .jpg .jpeg .png .webp .bmp (any case); for URL lists every listed URL.
 //! The listing is sorted by key and cut to `maxImages`; ids are positions.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use labeljob_api::v1alpha1::InputSpec;
+use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
+use crate::redact::redact_uri;
 use crate::retry::HttpClient;
-use crate::{Location, ManifestEntry, Result, RetryPolicy, StoreError, StoreOptions};
+use crate::{Location, ManifestEntry, NetworkPolicy, Result, RetryPolicy, StoreError, StoreOptions};
 
 /// File name extensions taken as images when no `include` is given (compared lower-cased).
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
@@ -29,7 +47,19 @@ pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
 #[derive(Clone, Debug)]
 enum Source {
     Store(Location),
-    UrlList(url::Url),
+    UrlList(UrlList),
+}
+
+/// An `http(s)://` URL list.
+#[derive(Clone, Debug)]
+struct UrlList {
+    /// The list's URL, as configured (may hold credentials: never shown).
+    url: url::Url,
+    /// The list's URL redacted: what errors and logs show.
+    shown: String,
+    /// Redacted image URL (the manifest key) → real URL; read once per process, by the
+    /// first listing or the first fetch, and shared by clones.
+    urls: Arc<OnceCell<HashMap<String, url::Url>>>,
 }
 
 /// Which keys are taken.
@@ -96,8 +126,9 @@ impl InputSource {
         let uri = spec.uri.as_str();
         let (source, extensions_by_default) = if uri.starts_with("http://") || uri.starts_with("https://") {
             let url =
-                url::Url::parse(uri).map_err(|source| StoreError::Url { uri: uri.to_string(), source })?;
-            (Source::UrlList(url), false)
+                url::Url::parse(uri).map_err(|source| StoreError::Url { uri: redact_uri(uri), source })?;
+            let shown = redact_uri(url.as_str());
+            (Source::UrlList(UrlList { url, shown, urls: Arc::default() }), false)
         } else {
             (Source::Store(Location::parse_with(uri, options)?), true)
         };
@@ -105,15 +136,15 @@ impl InputSource {
             source,
             filter: KeyFilter::new(&spec.include, &spec.exclude, extensions_by_default)?,
             max_images: spec.max_images,
-            http: HttpClient::new(options.retry.clone())?,
+            http: HttpClient::new(options.retry.clone(), network_policy(spec))?,
         })
     }
 
-    /// The input URI (normalised for stores).
+    /// The input URI (normalised for stores), redacted: safe to show.
     pub fn uri(&self) -> &str {
         match &self.source {
             Source::Store(location) => location.uri(),
-            Source::UrlList(url) => url.as_str(),
+            Source::UrlList(list) => &list.shown,
         }
     }
 
@@ -134,7 +165,7 @@ impl InputSource {
     pub async fn list(&self) -> Result<Vec<ManifestEntry>> {
         let mut entries: Vec<ManifestEntry> = match &self.source {
             Source::Store(location) => self.list_store(location).await?,
-            Source::UrlList(url) => self.list_urls(url).await?,
+            Source::UrlList(list) => self.list_urls(list).await?,
         };
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         entries.dedup_by(|a, b| a.key == b.key);
@@ -161,7 +192,7 @@ impl InputSource {
             .filter(|o| self.filter.matches(&o.key))
             .map(|o| ManifestEntry {
                 id: 0,
-                uri: location.child_uri(&o.key),
+                uri: redact_uri(&location.child_uri(&o.key)),
                 key: o.key,
                 size: Some(o.size),
                 etag: o.etag,
@@ -169,29 +200,71 @@ impl InputSource {
             .collect())
     }
 
-    async fn list_urls(&self, list: &url::Url) -> Result<Vec<ManifestEntry>> {
-        let body = self.http.get(list.as_str()).await?;
-        let urls = parse_url_list(list, &String::from_utf8_lossy(&body))?;
-        Ok(urls
-            .into_iter()
-            .filter(|u| self.filter.matches(u.path().trim_start_matches('/')))
-            .map(|u| ManifestEntry { id: 0, key: u.to_string(), uri: u.to_string(), size: None, etag: None })
-            .collect())
+    async fn list_urls(&self, list: &UrlList) -> Result<Vec<ManifestEntry>> {
+        let urls = self.read_url_list(list).await?;
+        let entries = urls
+            .iter()
+            .filter(|(_, u)| self.filter.matches(u.path().trim_start_matches('/')))
+            .map(|(key, _)| ManifestEntry {
+                id: 0,
+                key: key.clone(),
+                uri: key.clone(),
+                size: None,
+                etag: None,
+            })
+            .collect();
+        // the first reading serves later fetches in this process (a second listing, as on
+        // resume, leaves the first in place)
+        let _first_stays = list.urls.set(urls);
+        Ok(entries)
+    }
+
+    /// Download and parse the URL list into redacted key → real URL (first occurrence wins).
+    async fn read_url_list(&self, list: &UrlList) -> Result<HashMap<String, url::Url>> {
+        let body = self.http.get(&list.url).await?;
+        let mut urls = HashMap::new();
+        for url in parse_url_list(&list.url, &String::from_utf8_lossy(&body))? {
+            urls.entry(redact_uri(url.as_str())).or_insert(url);
+        }
+        Ok(urls)
     }
 
     /// The bytes of one image. Transient failures are retried per the retry policy (by
     /// object_store's client for cloud stores); [`StoreError::NotFound`] is returned at once.
+    /// URL-list images are fetched from the real URL that the list (read once per process)
+    /// gives for the entry's redacted key: [`StoreError::NotListed`] when it lists it no more.
     pub async fn fetch(&self, entry: &ManifestEntry) -> Result<Bytes> {
         let bytes = match &self.source {
-            Source::Store(location) => location.get(&entry.key).await?,
-            Source::UrlList(_) => self.http.get(&entry.uri).await?,
+            Source::Store(location) => location.get_contained(&entry.key).await?,
+            Source::UrlList(list) => {
+                let urls = list.urls.get_or_try_init(|| self.read_url_list(list)).await?;
+                // manifests written before redaction keep real URLs as keys: redact to look up
+                let key = redact_uri(&entry.key);
+                let url = urls
+                    .get(&key)
+                    .ok_or_else(|| StoreError::NotListed { uri: key.clone(), list: list.shown.clone() })?;
+                self.http.get(url).await?
+            }
         };
         if let Some(size) = entry.size.filter(|s| *s != bytes.len() as u64) {
-            warn!(uri = entry.uri, planned = size, fetched = bytes.len(), "image changed since planning");
+            let uri = redact_uri(&entry.uri);
+            warn!(uri, planned = size, fetched = bytes.len(), "image changed since planning");
         }
         Ok(bytes)
     }
 }
+
+/// The network policy a job's input asks for.
+fn network_policy(spec: &InputSpec) -> NetworkPolicy {
+    match spec.allow_private_networks {
+        true => NetworkPolicy::AllowPrivate,
+        false => NetworkPolicy::PublicOnly,
+    }
+}
+
+/// At most this many characters of a bad URL-list line are quoted in its error (a "list"
+/// may be any document).
+const QUOTED_CHARS: usize = 100;
 
 /// Parse a URL list: one URL per line, `#` comment lines and blank lines ignored, relative
 /// URLs resolved against `list`; only http(s) URLs. Errors name the 1-based line.
@@ -203,9 +276,9 @@ pub fn parse_url_list(list: &url::Url, text: &str) -> Result<Vec<url::Url>> {
             continue;
         }
         let line_err = |source| StoreError::UrlListLine {
-            list: list.to_string(),
+            list: redact_uri(list.as_str()),
             line: index + 1,
-            text: line.to_string(),
+            text: redact_uri(line).chars().take(QUOTED_CHARS).collect(),
             source,
         };
         let url = list.join(line).map_err(|e| line_err(Some(e)))?;

@@ -8,6 +8,9 @@
 //! - [`layout`]: the object keys of the output prefix.
 //! - [`progress`]: per-shard progress objects, written by workers and read by the operator.
 //! - [`plan()`]: freeze the input listing once per output prefix.
+//! - [`redact`]: [`redact_uri`], the one credential redaction used wherever a URI is written
+//!   or logged.
+//! - [`netguard`]: which addresses URL-list downloads may reach (no internal ones by default).
 //!
 //! All fallible functions return [`StoreError`].
 
@@ -15,15 +18,19 @@ pub mod input;
 pub mod layout;
 pub mod location;
 pub mod manifest;
+pub mod netguard;
 pub mod plan;
 pub mod progress;
+pub mod redact;
 pub mod retry;
 
 pub use input::InputSource;
 pub use location::{Location, ObjectInfo, StoreOptions};
 pub use manifest::{Manifest, ManifestEntry, shard_range};
+pub use netguard::NetworkPolicy;
 pub use plan::plan;
 pub use progress::{ShardProgress, read_progress, write_progress};
+pub use redact::redact_uri;
 pub use retry::RetryPolicy;
 
 /// Install the `ring` rustls crypto provider for this process (reqwest is built with
@@ -104,11 +111,37 @@ pub enum StoreError {
     /// An HTTP request failed (connect, timeout, body).
     #[error("GET {url} failed")]
     Http {
-        /// The URL.
+        /// The URL (redacted).
         url: String,
         /// reqwest's error.
         #[source]
         source: reqwest::Error,
+    },
+    /// A download was refused: its address (resolved, or of a redirect hop) is private,
+    /// loopback, link-local or metadata and the job does not allow private networks.
+    #[error("GET {url} refused")]
+    Forbidden {
+        /// The URL (redacted).
+        url: String,
+        /// Which address or redirect was refused.
+        #[source]
+        source: netguard::GuardError,
+    },
+    /// An image of the frozen manifest is no longer in the URL list it was planned from.
+    #[error("{uri} is no longer listed in {list}")]
+    NotListed {
+        /// The image's URI (redacted).
+        uri: String,
+        /// The URL list's URL (redacted).
+        list: String,
+    },
+    /// A `file://` input entry is a symbolic link that leads outside the input prefix.
+    #[error("{path} leads outside the input directory {dir} (symbolic link)")]
+    OutsideInput {
+        /// The entry's path in the input directory.
+        path: std::path::PathBuf,
+        /// The input directory.
+        dir: std::path::PathBuf,
     },
     /// An HTTP request returned an unexpected status.
     #[error("GET {url}: HTTP {status}")]
@@ -165,7 +198,7 @@ pub enum StoreError {
 impl StoreError {
     /// Whether this error means the object or resource does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, StoreError::NotFound { .. })
+        matches!(self, StoreError::NotFound { .. } | StoreError::NotListed { .. })
     }
 }
 

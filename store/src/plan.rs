@@ -52,7 +52,14 @@ mod tests {
     use super::*;
 
     fn input_spec(uri: String) -> InputSpec {
-        InputSpec { uri, include: Vec::new(), exclude: Vec::new(), credentials: None, max_images: None }
+        InputSpec {
+            uri,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            credentials: None,
+            max_images: None,
+            allow_private_networks: false,
+        }
     }
 
     async fn write(dir: &std::path::Path, key: &str) {

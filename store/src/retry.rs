@@ -3,7 +3,11 @@
 //! own retry loop for cloud stores, so that both sides of the input behave alike.
 //!
 //! Transient: connect errors, timeouts, broken bodies, HTTP 408, 429 and 5xx. Not retried:
-//! 404/410 (→ [`StoreError::NotFound`]) and every other status.
+//! 404/410 (→ [`StoreError::NotFound`]), every other status, and addresses refused by the
+//! [`crate::netguard`] policy (→ [`StoreError::Forbidden`]).
+//!
+//! Every URL in an error or a log line is redacted ([`redact_uri`]); reqwest's own errors
+//! are stripped of their URL, which would carry the secrets verbatim.
 
 use std::time::Duration;
 
@@ -11,6 +15,8 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use tracing::warn;
 
+use crate::netguard::{self, GuardError, NetworkPolicy};
+use crate::redact::redact_uri;
 use crate::{Result, StoreError, init_crypto};
 
 /// How often and how patiently a download is retried.
@@ -80,24 +86,29 @@ pub fn is_transient(err: &StoreError) -> bool {
     }
 }
 
-/// An HTTP client with bounded timeouts that retries transient failures.
+/// An HTTP client with bounded timeouts that retries transient failures and connects only
+/// where its [`NetworkPolicy`] allows.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: reqwest::Client,
     policy: RetryPolicy,
+    network: NetworkPolicy,
 }
 
 impl HttpClient {
     /// Build a client; installs the rustls crypto provider if none is installed.
-    pub fn new(policy: RetryPolicy) -> Result<Self> {
+    pub fn new(policy: RetryPolicy, network: NetworkPolicy) -> Result<Self> {
         init_crypto();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.request_timeout)
-            .user_agent(concat!("labeljob/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(StoreError::HttpClient)?;
-        Ok(Self { client, policy })
+            .redirect(netguard::redirect_policy(network))
+            .user_agent(concat!("labeljob/", env!("CARGO_PKG_VERSION")));
+        if let Some(resolver) = netguard::resolver(network) {
+            builder = builder.dns_resolver(resolver);
+        }
+        let client = builder.build().map_err(StoreError::HttpClient)?;
+        Ok(Self { client, policy, network })
     }
 
     /// The retry policy in use.
@@ -107,7 +118,7 @@ impl HttpClient {
 
     /// GET `url` and return the body, retrying transient failures per the policy.
     /// 404 and 410 return [`StoreError::NotFound`] at once.
-    pub async fn get(&self, url: &str) -> Result<Bytes> {
+    pub async fn get(&self, url: &url::Url) -> Result<Bytes> {
         let tries = self.policy.max_tries.max(1);
         let mut failures = 0;
         loop {
@@ -116,6 +127,7 @@ impl HttpClient {
                 Err(err) if failures + 1 < tries && is_transient(&err) => {
                     failures += 1;
                     let wait = self.policy.backoff(failures);
+                    let url = redact_uri(url.as_str());
                     warn!(url, error = %err, attempt = failures, ?wait, "transient HTTP failure, retrying");
                     tokio::time::sleep(wait).await;
                 }
@@ -124,18 +136,37 @@ impl HttpClient {
         }
     }
 
-    async fn get_once(&self, url: &str) -> Result<Bytes> {
-        let http_err = |source| StoreError::Http { url: url.to_string(), source };
-        let response = self.client.get(url).send().await.map_err(http_err)?;
+    async fn get_once(&self, url: &url::Url) -> Result<Bytes> {
+        let shown = || redact_uri(url.as_str());
+        let forbidden = |source| StoreError::Forbidden { url: shown(), source };
+        netguard::check_url(url, self.network).map_err(forbidden)?;
+        let http_err = |source: reqwest::Error| match guard_error(&source) {
+            Some(guard) => StoreError::Forbidden { url: shown(), source: guard },
+            None => StoreError::Http { url: shown(), source: source.without_url() },
+        };
+        let response = self.client.get(url.clone()).send().await.map_err(http_err)?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-            return Err(StoreError::NotFound { uri: url.to_string() });
+            return Err(StoreError::NotFound { uri: shown() });
         }
         if !status.is_success() {
-            return Err(StoreError::HttpStatus { url: url.to_string(), status: status.as_u16() });
+            return Err(StoreError::HttpStatus { url: shown(), status: status.as_u16() });
         }
         response.bytes().await.map_err(http_err)
     }
+}
+
+/// The [`GuardError`] in the cause chain of a reqwest error (from the resolver or the
+/// redirect policy), taken out as a new value since the chain is borrowed.
+fn guard_error(err: &reqwest::Error) -> Option<GuardError> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = cause {
+        if let Some(guard) = e.downcast_ref::<GuardError>() {
+            return Some(guard.clone());
+        }
+        cause = e.source();
+    }
+    None
 }
 
 #[cfg(test)]

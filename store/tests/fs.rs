@@ -21,6 +21,7 @@ fn spec(uri: String, include: &[&str], exclude: &[&str], max_images: Option<u64>
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
         credentials: None,
         max_images,
+        allow_private_networks: false,
     }
 }
 

@@ -133,6 +133,7 @@ fn input(uri: String, include: &[&str], max_images: Option<u64>, tries: u32) -> 
         exclude: Vec::new(),
         credentials: None,
         max_images,
+        allow_private_networks: true,
     };
     InputSource::with_options(&spec, &fast_retries(tries)).expect("input")
 }

@@ -160,6 +160,7 @@ async fn plan_input_and_progress(server: &S3Server) {
         exclude: vec!["**/skip.*".into()],
         credentials: None,
         max_images: None,
+        allow_private_networks: false,
     };
     let input = InputSource::with_options(&spec, &server.options()).expect("input");
     let output = server.location("jobs/one");

@@ -170,7 +170,8 @@ def make_many(dst: Path, n: int) -> list[str]:
     for i in range(n):
         src = srcs[i % len(srcs)]
         name = f"img{i:05d}{src.suffix}"
-        os.symlink(src, dst / name)
+        # copies, not symlinks: a link leading outside the input directory is refused
+        shutil.copyfile(src, dst / name)
         names.append(name)
     return names
 

@@ -170,7 +170,7 @@ pub async fn merge(
     let provenance = json!({
         "job": ctx.name(),
         "tool": {"name": "labeljob", "version": env!("CARGO_PKG_VERSION")},
-        "input": spec.input.uri,
+        "input": ctx.input.uri(),
         "manifestDigest": manifest.digest,
         "model": {
             "name": ctx.model.name, "sha256": ctx.model.sha256, "format": ctx.model.format,
@@ -185,7 +185,7 @@ pub async fn merge(
     let info = json!({
         "description": format!("LabelJob {} — detections by {}", ctx.name(), ctx.model.name),
         "version": env!("CARGO_PKG_VERSION"), "year": chrono::Datelike::year(&now),
-        "contributor": "labeljob", "url": spec.input.uri, "date_created": now.to_rfc3339(),
+        "contributor": "labeljob", "url": ctx.input.uri(), "date_created": now.to_rfc3339(),
         "labeljob": provenance,
     });
     let ann_json = dir.path().join("annotations.json");

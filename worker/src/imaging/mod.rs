@@ -120,11 +120,13 @@ pub enum DecodeError {
     /// Zero bytes.
     #[error("empty input (0 bytes)")]
     Empty,
-    /// The content matches no known image signature.
-    #[error("unrecognised image format (content starts with {magic:02x?})")]
+    /// The content matches no known image signature. The message never quotes the content:
+    /// a non-image may be anything (an internal page, a secret), and the message goes to
+    /// `errors.jsonl`.
+    #[error("unrecognised image format: {bytes} bytes that are not JPEG, PNG, WebP or BMP")]
     UnknownFormat {
-        /// Up to the first 8 bytes of the input.
-        magic: Vec<u8>,
+        /// Size of the input.
+        bytes: usize,
     },
     /// The header declares more pixels than the limits allow (decompression-bomb guard).
     #[error("image of {width}×{height} px exceeds the {limit}")]
@@ -249,7 +251,7 @@ fn sniff(bytes: &[u8]) -> Result<Format, DecodeError> {
         };
         return Err(DecodeError::Unsupported { what, source: None });
     }
-    Err(DecodeError::UnknownFormat { magic: bytes[..bytes.len().min(8)].to_vec() })
+    Err(DecodeError::UnknownFormat { bytes: bytes.len() })
 }
 
 /// Decodes `bytes` into upright RGB pixels.

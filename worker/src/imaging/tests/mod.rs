@@ -151,3 +151,15 @@ fn png_exif_orientation_is_applied() {
     assert_eq!((d.orientation, d.width, d.height), (6, 400, 600));
     assert_eq!(d.rgb, image::imageops::rotate90(&original.rgb));
 }
+
+#[test]
+fn unknown_format_never_quotes_the_content() {
+    // what an internal service might answer instead of an image
+    let body = b"ami-id\nsecret=hunter2\n";
+    let e = decode(body, None, &DecodeLimits::default()).expect_err("not an image");
+    assert_eq!(e.reason(), "unknown-format");
+    let message = e.message();
+    assert!(!message.contains("hunter2") && !message.contains("ami"), "{message}");
+    assert!(!message.contains("61, 6d") && !message.contains("[61"), "no bytes in hex: {message}");
+    assert!(!format!("{e:?}").contains("97, 109"), "no bytes in Debug either: {e:?}");
+}
