@@ -4,12 +4,14 @@
 
 pub mod chain;
 pub mod conditions;
+pub mod crd;
 pub mod document;
 pub mod schema_check;
 pub mod v1alpha1;
 pub mod validate;
 
 pub use chain::error_chain;
+pub use crd::{crd, crd_yaml};
 pub use document::{DocumentError, MAX_DOCUMENT_BYTES, parse_labeljob};
 pub use schema_check::{SchemaIssue, check_document};
 pub use v1alpha1::{LabelJob, LabelJobSpec, LabelJobStatus, Phase};
@@ -23,3 +25,6 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "labeljob.dev/v1alpha1";
 /// The builtin model shipped with LabelJob.
 pub const DEFAULT_BUILTIN_MODEL: &str = "ssd-mobilenet-v2-coco";
+/// Every `model.builtin` name the worker image ships (the worker's table of their files and
+/// defaults is checked against this list by a test): validated before anything is created.
+pub const BUILTIN_MODELS: &[&str] = &[DEFAULT_BUILTIN_MODEL];

@@ -6,10 +6,7 @@
 
 use std::sync::OnceLock;
 
-use kube::CustomResourceExt;
 use serde_json::Value;
-
-use crate::v1alpha1::LabelJob;
 
 /// One way a document breaks the schema, at a field path like `spec.postprocess.scoreTreshold`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -25,7 +22,7 @@ pub struct SchemaIssue {
 fn crd_schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        let crd = LabelJob::crd();
+        let crd = crate::crd();
         crd.spec
             .versions
             .first()

@@ -70,7 +70,14 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
                 bad("model.inputSize", "required with model.uri".into());
             }
         }
-        (Some(_), None) => {}
+        (Some(name), None) => {
+            if !crate::BUILTIN_MODELS.contains(&name.as_str()) {
+                bad(
+                    "model.builtin",
+                    format!("{name:?} is not a builtin model (known: {})", crate::BUILTIN_MODELS.join(", ")),
+                );
+            }
+        }
     }
     if let Some(sha) = &m.sha256
         && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
@@ -204,6 +211,19 @@ mod tests {
         let err = validate_spec(&s).expect_err("model.uri without format/size");
         let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["model.format", "model.inputSize"]);
+    }
+
+    #[test]
+    fn unknown_builtins_are_refused() {
+        let s = spec_io("s3://b/in", "s3://b/out");
+        let mut s2 = s.clone();
+        s2.model.builtin = Some("yolo-v99".into());
+        let err = validate_spec(&s2).expect_err("unknown builtin");
+        assert_eq!(
+            err.to_string(),
+            "invalid LabelJob: spec.model.builtin: \"yolo-v99\" is not a builtin model (known: ssd-mobilenet-v2-coco)"
+        );
+        assert_eq!(validate_spec(&s), Ok(()));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::ListParams;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 use labeljob_api::LabelJob;
 use tokio::sync::watch;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -72,7 +72,7 @@ pub fn init_logging(format: LogFormat) -> Result<(), TelemetryError> {
 
 /// The LabelJob CRD as YAML (what `labeljob-operator crd` prints).
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(&LabelJob::crd())
+    labeljob_api::crd_yaml()
 }
 
 /// Fail with an install hint when the CRD is missing.

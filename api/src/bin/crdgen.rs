@@ -1,9 +1,7 @@
 //! Prints the LabelJob CustomResourceDefinition as YAML (`make generate` writes it to crds/).
 
-use kube::CustomResourceExt;
-
 fn main() {
-    match serde_yaml::to_string(&labeljob_api::LabelJob::crd()) {
+    match labeljob_api::crd_yaml() {
         Ok(yaml) => print!("{yaml}"),
         Err(e) => {
             eprintln!("cannot serialise the CRD: {e}");

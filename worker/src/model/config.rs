@@ -257,6 +257,12 @@ pub fn file_sha256(path: &Path) -> Result<String, ModelConfigError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn builtin_table_is_the_apis_list() {
+        assert_eq!(builtin_names(), labeljob_api::BUILTIN_MODELS);
+    }
+
     use super::*;
 
     #[test]
