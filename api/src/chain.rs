@@ -7,13 +7,31 @@ use std::error::Error;
 
 /// `e` and its sources on one line, joined by `": "`, each text once.
 pub fn error_chain(e: &(dyn Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
+    error_chain_with(e, |_| None)
+}
+
+/// As [`error_chain`], with `render` giving the text of an error whose `Display` is not fit
+/// for a person (e.g. a client error that prints a debug dump); `Some` also ends the chain
+/// there (the rendering says the rest).
+pub fn error_chain_with(
+    e: &(dyn Error + 'static),
+    render: impl Fn(&(dyn Error + 'static)) -> Option<String>,
+) -> String {
+    let (mut out, mut next) = match render(e) {
+        Some(text) => return text,
+        None => (e.to_string(), e.source()),
+    };
     while let Some(s) = next {
-        let text = s.to_string();
+        let (text, stop) = match render(s) {
+            Some(text) => (text, true),
+            None => (s.to_string(), false),
+        };
         if !text.is_empty() && !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
+        }
+        if stop {
+            break;
         }
         next = s.source();
     }

@@ -10,7 +10,7 @@ pub mod schema_check;
 pub mod v1alpha1;
 pub mod validate;
 
-pub use chain::error_chain;
+pub use chain::{error_chain, error_chain_with};
 pub use crd::{crd, crd_yaml};
 pub use document::{DocumentError, MAX_DOCUMENT_BYTES, parse_labeljob};
 pub use schema_check::{SchemaIssue, check_document};

@@ -95,7 +95,7 @@ pub async fn reconcile(lj: Arc<LabelJob>, ctx: Arc<Context>) -> Result<Action> {
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .or_else(|e| Error::from_finalizer(e).map_or(Ok(Action::await_change()), Err));
     ctx.metrics.reconciled(started.elapsed());
     match &result {
         Ok(_) => {
@@ -105,7 +105,7 @@ pub async fn reconcile(lj: Arc<LabelJob>, ctx: Arc<Context>) -> Result<Action> {
         }
         Err(e) => {
             ctx.metrics.failed(e.category());
-            tracing::warn!(error = %e, category = e.category(), "reconcile failed");
+            tracing::warn!(error = %e.note(), category = e.category(), "reconcile failed");
             ctx.publish(&lj, EventType::Warning, e.category(), "Reconcile", e.note()).await;
         }
     }

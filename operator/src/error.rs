@@ -11,10 +11,10 @@ pub enum Error {
     #[error(transparent)]
     InvalidSpec(#[from] ValidateError),
     /// The LabelJob could not be rendered into the ConfigMap's job file.
-    #[error("cannot serialise the LabelJob for its ConfigMap: {0}")]
+    #[error("cannot serialise the LabelJob for its ConfigMap")]
     Serialize(#[source] serde_yaml::Error),
     /// Reading a child from the apiserver failed.
-    #[error("cannot read {kind} {name}: {source}")]
+    #[error("cannot read {kind} {name}")]
     Observe {
         /// Kind of the child.
         kind: &'static str,
@@ -25,7 +25,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Server-side apply of a child failed.
-    #[error("cannot apply {kind} {name}: {source}")]
+    #[error("cannot apply {kind} {name}")]
     Apply {
         /// Kind of the child.
         kind: &'static str,
@@ -36,7 +36,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Deleting a child failed.
-    #[error("cannot delete {kind} {name}: {source}")]
+    #[error("cannot delete {kind} {name}")]
     Teardown {
         /// Kind of the child.
         kind: &'static str,
@@ -47,13 +47,13 @@ pub enum Error {
         source: kube::Error,
     },
     /// Writing the status subresource failed.
-    #[error("cannot patch the LabelJob status: {0}")]
+    #[error("cannot patch the LabelJob status")]
     PatchStatus(#[source] kube::Error),
     /// Deleting the LabelJob after `ttlSecondsAfterFinished` failed.
-    #[error("cannot delete the finished LabelJob: {0}")]
+    #[error("cannot delete the finished LabelJob")]
     DeleteExpired(#[source] kube::Error),
     /// Adding or removing the finalizer failed (the boxed finalizer error wraps the others).
-    #[error("finalizer: {0}")]
+    #[error("the finalizer could not be added or removed")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
@@ -92,9 +92,26 @@ impl Error {
         }
     }
 
-    /// The message for an Event note: this error and its sources, cut to the 1 KiB limit.
+    /// The message for an Event note: this error and its sources, cut to the 1 KiB limit. An
+    /// apiserver error is its status message and code (kube's `Display` adds a debug dump).
     pub fn note(&self) -> String {
-        truncate(labeljob_api::error_chain(self), 1024)
+        let render = |e: &(dyn std::error::Error + 'static)| match e.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(s)) => Some(format!("{} ({} {})", s.message, s.code, s.reason)),
+            _ => None,
+        };
+        truncate(labeljob_api::error_chain_with(self, render), 1024)
+    }
+
+    /// What a failed `finalizer()` pass means: the inner reconcile error itself (no wrapper in
+    /// Event notes), nothing when the object is already gone while the finalizer is removed (a
+    /// 404 there means the deletion finished), else the finalizer's own error.
+    pub fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Option<Error> {
+        use kube::runtime::finalizer::Error as F;
+        match e {
+            F::ApplyFailed(inner) | F::CleanupFailed(inner) => Some(inner),
+            F::RemoveFinalizer(kube::Error::Api(s)) if s.code == 404 => None,
+            other => Some(Error::Finalizer(Box::new(other))),
+        }
     }
 }
 
@@ -132,6 +149,24 @@ mod tests {
         assert_eq!(other.category(), "FinalizerFailed");
         assert!(!other.awaits_change());
         assert!(wrapped.note().contains("spec.workers.shards: must be at least 1"), "{}", wrapped.note());
+    }
+
+    #[test]
+    fn finalizer_errors_unwrap_and_a_gone_object_is_done() {
+        use kube::runtime::finalizer::Error as F;
+        let status = |code: u16| {
+            let mut s = kube::core::Status::failure("labeljobs.labeljob.dev \"a\" not found", "NotFound");
+            s.code = code;
+            kube::Error::Api(Box::new(s))
+        };
+        assert!(Error::from_finalizer(F::RemoveFinalizer(status(404))).is_none(), "404 on removal: done");
+        let conflict = Error::from_finalizer(F::RemoveFinalizer(status(409))).expect("an error");
+        assert_eq!(conflict.category(), "FinalizerFailed");
+        let inner = Error::from_finalizer(F::CleanupFailed(Error::PatchStatus(status(500)))).expect("inner");
+        assert_eq!(inner.category(), "StatusPatchFailed");
+        let note = inner.note();
+        assert!(!note.contains("finalizer") && !note.contains("Status {"), "{note}");
+        assert!(note.ends_with("labeljobs.labeljob.dev \"a\" not found (500 NotFound)"), "{note}");
     }
 
     #[test]

@@ -166,7 +166,7 @@ pub fn invalid(lj: &LabelJob, err: &ValidateError, now: Timestamp) -> LabelJobSt
     let mut s = lj.status.clone().unwrap_or_default();
     s.phase = Some(s.phase.unwrap_or(Phase::Pending));
     s.observed_generation = lj.metadata.generation;
-    let msg = crate::error::truncate(err.to_string(), 1024);
+    let msg = crate::error::truncate(labeljob_api::error_chain(err), 1024);
     set_condition(
         &mut s.conditions,
         condition(c::SPEC_VALID, false, "InvalidSpec", msg, lj.metadata.generation, Time(now)),
