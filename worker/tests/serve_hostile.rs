@@ -98,6 +98,32 @@ async fn content_length_over_the_limit_is_413_before_the_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_its_body_reads_the_413() {
+    // 16 MiB over a 1 MiB limit, written to the end after the server has answered from the
+    // headers: without a lingering close the writes fail (broken pipe / reset) and the answer
+    // is lost, as a client like tritonclient sees it.
+    let server = start(with_limits(8, Limits { max_body_bytes: 1 << 20, ..Limits::default() })).await;
+    wait_ready(&http(), &server).await;
+    let body = vec![7u8; 16 << 20];
+    let mut s = send_raw(server.addr, infer_head(body.len()).as_bytes()).await;
+    for chunk in body.chunks(64 << 10) {
+        s.write_all(chunk).await.expect("the server keeps reading what it refused");
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            other => panic!("no answer: {other:?} after {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text:?}");
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_time_out_and_the_budget_answers_429() {
     let limits = Limits {
         max_body_bytes: 1 << 20,

@@ -225,7 +225,14 @@ async fn run_infer(
     let engine = s.engine()?;
     let (parts, body) = request.into_parts();
     let max = s.limits.max_body_bytes;
-    let declared = limits::content_length(&parts.headers, max)?;
+    let declared = match limits::content_length(&parts.headers, max) {
+        Ok(d) => d,
+        Err(e) => {
+            // Refused unread; let a client that is still sending read the answer.
+            limits::linger(body, s.limits.body_timeout);
+            return Err(e);
+        }
+    };
     // Held until the answer is sent: the body and the images made from it.
     let _reserved = s.budget.try_reserve(declared.unwrap_or(max))?;
     let body = limits::read_body(body, declared, max, s.limits.body_timeout).await?;

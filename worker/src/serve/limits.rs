@@ -112,6 +112,33 @@ pub fn content_length(headers: &HeaderMap, limit: usize) -> Result<Option<usize>
     }
 }
 
+/// Most bytes read and dropped after an early refusal (see [`linger`]).
+pub const LINGER_BYTES: usize = 64 << 20;
+/// A refused client that sends nothing for this long is closed on.
+pub const LINGER_IDLE: Duration = Duration::from_secs(1);
+
+/// After refusing a request from its headers alone (413 on `Content-Length`), read and drop
+/// what the client is still sending — at most [`LINGER_BYTES`], within `timeout`, until it
+/// pauses for [`LINGER_IDLE`] — so that a client still writing its body reads the refusal
+/// instead of a broken pipe (a lingering close, as HTTP servers do). Nothing is kept: memory
+/// stays one chunk. A client that sends nothing (a 2 GB `Content-Length` never sent) is closed
+/// on after [`LINGER_IDLE`].
+pub fn linger(body: Body, timeout: Duration) {
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut left = LINGER_BYTES;
+        let drain = async {
+            while let Ok(Some(Ok(chunk))) = tokio::time::timeout(LINGER_IDLE, stream.next()).await {
+                left = left.saturating_sub(chunk.len());
+                if left == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, drain).await;
+    });
+}
+
 /// Read a body of at most `limit` bytes (`declared` from `Content-Length`, if any) within
 /// `timeout`, into one buffer allocated once for a declared length.
 pub async fn read_body(
