@@ -3,6 +3,7 @@
 //! `SpecValid`) and `labeljob run` (refused before anything is created). No I/O here.
 
 pub mod chain;
+pub mod coco;
 pub mod conditions;
 pub mod crd;
 pub mod document;

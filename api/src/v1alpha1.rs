@@ -11,6 +11,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod labels;
+pub use labels::{DedupAction, DedupMode, DedupSpec, OutputFormat, ReviewMode, ReviewSpec};
+
 /// Label a set of images with a detection model and write one COCO file.
 ///
 /// The operator provisions an inference Deployment (unless `inference.endpoint` is set), runs
@@ -54,6 +57,9 @@ pub struct LabelJobSpec {
     pub workers: WorkersSpec,
     /// Where the merged COCO file and the shard files are written.
     pub output: OutputSpec,
+    /// Send uncertain images to a review set instead of (or flagged in) the main set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewSpec>,
     /// Fail the job when more than this many images cannot be labelled (unset: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
@@ -113,6 +119,9 @@ pub struct InputSpec {
     /// services. Has no effect on object store inputs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_private_networks: bool,
+    /// Duplicate images (default: byte-identical copies are labelled once).
+    #[serde(default, skip_serializing_if = "DedupSpec::is_default")]
+    pub dedup: DedupSpec,
 }
 
 /// A reference to a Secret whose keys become environment variables of the worker pods
@@ -288,6 +297,17 @@ pub struct PostprocessSpec {
     /// Keep only these class names (empty: all classes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class_filter: Vec<String>,
+    /// Score threshold per class name (0–1), replacing `scoreThreshold` for that class.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub class_thresholds: BTreeMap<String, f32>,
+    /// Rename or merge classes on output: model class name → output name. Classes mapped to
+    /// the same name become one category (its id: the smallest of theirs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub class_map: BTreeMap<String, String>,
+    /// Class-agnostic non-maximum suppression after the per-class one: of boxes of any class
+    /// overlapping more than `iouThreshold`, keep the best (one box per object).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agnostic_nms: bool,
 }
 
 fn default_score_threshold() -> f32 {
@@ -307,6 +327,9 @@ impl Default for PostprocessSpec {
             iou_threshold: default_iou_threshold(),
             max_detections: default_max_detections(),
             class_filter: Vec::new(),
+            class_thresholds: BTreeMap::new(),
+            class_map: BTreeMap::new(),
+            agnostic_nms: false,
         }
     }
 }
@@ -425,6 +448,11 @@ pub struct OutputSpec {
     /// Credentials for the output store (unset: those of the input, then the environment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsSpec>,
+    /// Label formats to write (COCO is always written): `coco`, `yolo`, `voc`, `cvat`,
+    /// `labelstudio`.
+    #[serde(default = "labels::default_formats")]
+    #[schemars(length(min = 1, max = 5))]
+    pub formats: Vec<OutputFormat>,
 }
 
 /// Handling of existing results under `output.uri`.

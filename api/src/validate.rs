@@ -30,6 +30,15 @@ fn overlaps(a: &str, b: &str) -> bool {
     a.starts_with(&b) || b.starts_with(&a)
 }
 
+/// The class names a spec's model can emit: `model.classes.names` when given, else the COCO
+/// names (every preset and every builtin model uses the COCO vocabulary).
+pub fn model_class_names(spec: &LabelJobSpec) -> Vec<String> {
+    match &spec.model.classes {
+        Some(c) if !c.names.is_empty() => c.names.clone(),
+        _ => crate::coco::COCO_CATEGORIES.iter().map(|(_, n, _)| (*n).to_string()).collect(),
+    }
+}
+
 /// Check a spec; `Ok` means every rule holds.
 pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     let mut errs = Vec::new();
@@ -115,6 +124,56 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     if p.max_detections == 0 {
         bad("postprocess.maxDetections", "must be at least 1".into());
     }
+    let vocabulary = model_class_names(spec);
+    let unknown = |names: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+        names.filter(|n| !vocabulary.iter().any(|v| v == *n)).map(|n| format!("{n:?}")).collect()
+    };
+    let known_hint = || {
+        if m.classes.as_ref().is_some_and(|c| !c.names.is_empty()) {
+            "model.classes.names".to_string()
+        } else {
+            "the 80 COCO class names, e.g. \"person\", \"traffic light\"".to_string()
+        }
+    };
+    for (field, names) in [
+        ("postprocess.classFilter", unknown(&mut p.class_filter.iter())),
+        ("postprocess.classThresholds", unknown(&mut p.class_thresholds.keys())),
+        ("postprocess.classMap", unknown(&mut p.class_map.keys())),
+    ] {
+        if !names.is_empty() {
+            bad(
+                field,
+                format!(
+                    "{} not a class of this model (known: {})",
+                    names.join(", ") + if names.len() == 1 { " is" } else { " are" },
+                    known_hint()
+                ),
+            );
+        }
+    }
+    if let Some((name, t)) = p.class_thresholds.iter().find(|(_, t)| !(0.0..=1.0).contains(*t)) {
+        bad("postprocess.classThresholds", format!("{name:?}: {t} is outside 0–1"));
+    }
+    if let Some(name) = p.class_map.values().find(|v| v.trim().is_empty()) {
+        bad("postprocess.classMap", format!("{name:?} is not a class name"));
+    }
+    if let Some(r) = &spec.review {
+        if !(0.0..=1.0).contains(&r.above) || !(0.0..=1.0).contains(&r.below) {
+            bad("review", format!("above ({}) and below ({}) must be within 0–1", r.above, r.below));
+        } else if r.above >= r.below {
+            bad("review", format!("above ({}) must be less than below ({})", r.above, r.below));
+        }
+    }
+    let formats = &spec.output.formats;
+    if formats.is_empty() {
+        bad("output.formats", "list at least one format (coco, yolo, voc, cvat, labelstudio)".into());
+    }
+    if let Some(f) = formats.iter().enumerate().find(|(i, f)| formats[..*i].contains(f)).map(|(_, f)| f) {
+        bad("output.formats", format!("{f:?} is listed twice"));
+    }
+    if spec.input.dedup.max_distance > 32 {
+        bad("input.dedup.maxDistance", format!("{} is outside 0–32", spec.input.dedup.max_distance));
+    }
 
     let inf = &spec.inference;
     if let Some(ep) = &inf.endpoint {
@@ -169,6 +228,7 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
 mod tests {
     use super::*;
     use crate::parse_labeljob;
+    use crate::v1alpha1::OutputFormat;
 
     fn spec(extra: &str) -> LabelJobSpec {
         let yaml = format!(
@@ -211,6 +271,38 @@ mod tests {
         let err = validate_spec(&s).expect_err("model.uri without format/size");
         let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["model.format", "model.inputSize"]);
+    }
+
+    #[test]
+    fn class_rules_name_only_model_classes() {
+        let ok = spec(
+            "  postprocess:\n    classThresholds: {person: 0.5, traffic light: 0.2}\n    classMap: {truck: car}\n    agnosticNms: true\n",
+        );
+        assert_eq!(validate_spec(&ok), Ok(()));
+        let bad =
+            spec("  postprocess:\n    classThresholds: {persn: 0.5}\n    classMap: {lorry: car, van: car}\n");
+        let msg = validate_spec(&bad).expect_err("unknown classes").to_string();
+        assert!(
+            msg.contains("spec.postprocess.classThresholds: \"persn\" is not a class of this model"),
+            "{msg}"
+        );
+        assert!(msg.contains("spec.postprocess.classMap: \"lorry\", \"van\" are not a class"), "{msg}");
+        let mut custom = spec("  postprocess: {classThresholds: {person: 0.5}}\n");
+        custom.model.classes =
+            Some(crate::v1alpha1::ClassesSpec { preset: None, names: vec!["apple".into(), "pear".into()] });
+        let msg = validate_spec(&custom).expect_err("custom names").to_string();
+        assert!(msg.contains("(known: model.classes.names)"), "{msg}");
+    }
+
+    #[test]
+    fn review_band_and_formats_are_checked() {
+        let msg = validate_spec(&spec("  review: {above: 0.6, below: 0.5}\n")).expect_err("band").to_string();
+        assert!(msg.contains("spec.review: above (0.6) must be less than below (0.5)"), "{msg}");
+        let mut twice = spec_io("file:///in", "file:///out");
+        twice.output.formats = vec![OutputFormat::Yolo, OutputFormat::Yolo];
+        let msg = validate_spec(&twice).expect_err("twice").to_string();
+        assert!(msg.contains("spec.output.formats: Yolo is listed twice"), "{msg}");
+        assert_eq!(spec_io("file:///in", "file:///out").output.formats, vec![OutputFormat::Coco], "default");
     }
 
     #[test]

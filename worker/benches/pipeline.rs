@@ -60,7 +60,7 @@ fn main() {
     let decode_ips = IMAGES as f64 / t.elapsed().as_secs_f64();
 
     // Raw ORT on pre-decoded tensors: the default engine size, and one session on all cores.
-    let filter = Filter { score_threshold: 0.3, iou_threshold: 0.5, max_detections: 100, classes: None };
+    let filter = Filter::basic(0.3, 0.5, 100);
     let (sessions, threads) = stages::engine_size(Device::Cpu, cores, None, None);
     let ort_ips = raw_ort(&cfg, &tensors, &filter, sessions, threads);
     let one_session_ips = raw_ort(&cfg, &tensors, &filter, 1, cores);

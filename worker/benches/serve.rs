@@ -24,7 +24,7 @@ fn repo() -> PathBuf {
 }
 
 fn filter() -> Filter {
-    Filter { score_threshold: 0.05, iou_threshold: 0.5, max_detections: 300, classes: None }
+    Filter::basic(0.05, 0.5, 300)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

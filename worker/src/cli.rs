@@ -162,11 +162,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let s = run::run_job(ctx.clone(), detector, stages::cores(), show).await?;
             let m = &s.merge;
             println!(
-                "labelled {} of {} images ({} failed, {} detections) in {:.1}s, {:.1} img/s; shards: {} run, {} reused -> {}",
-                m.labelled,
-                m.total,
-                m.failed,
-                m.detections,
+                "{} in {:.1}s, {:.1} img/s; shards: {} run, {} reused -> {}",
+                m.line(),
                 s.seconds,
                 s.images_per_second(),
                 s.shards_run,
@@ -205,10 +202,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let ctx = JobContext::load(&job).await?;
             let (manifest, _) = stages::plan(&ctx).await?;
             let m = merge::merge(&ctx, &manifest, None).await?;
-            println!(
-                "merged {} images ({} failed, {} detections) -> {}",
-                m.labelled, m.failed, m.detections, m.annotations_uri
-            );
+            println!("merged: {} -> {}", m.line(), m.annotations_uri);
             budget(&m)
         }
         Command::Preview { annotations, out, max_images, tile } => {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use labeljob_api::v1alpha1::{LabelJob, OverwritePolicy};
+use labeljob_api::v1alpha1::{LabelJob, OverwritePolicy, PostprocessSpec};
 use labeljob_api::{DocumentError, SpecErrors, parse_labeljob, validate_spec};
 use labeljob_store::{InputSource, Location, StoreError};
 use sha2::{Digest, Sha256};
@@ -46,8 +46,8 @@ pub enum JobError {
     /// The model cannot be used.
     #[error(transparent)]
     Model(#[from] ModelConfigError),
-    /// A class in postprocess.classFilter is not one of the model's.
-    #[error("spec.postprocess.classFilter: {0:?} is not a class of this model")]
+    /// A class named in postprocess (classFilter, classThresholds, classMap) is not the model's.
+    #[error("spec.postprocess: {0:?} is not a class of this model")]
     UnknownClass(String),
     /// A store could not be opened or read.
     #[error(transparent)]
@@ -105,27 +105,10 @@ impl JobContext {
             Some(uri) if local_model_path(uri).is_none() => Some(fetch_model(uri).await?),
             _ => None,
         };
-        let model = ModelConfig::resolve(&spec.model, fetched.as_deref())?;
-        let classes = if spec.postprocess.class_filter.is_empty() {
-            None
-        } else {
-            let ids = model
-                .classes
-                .ids_of(&spec.postprocess.class_filter)
-                .map_err(|n| JobError::UnknownClass(n.into()))?;
-            Some(
-                (0..model.classes.num_indices() as u32)
-                    .filter(|i| model.classes.category(*i).is_some_and(|c| ids.contains(&c.id)))
-                    .collect(),
-            )
-        };
-        let filter = Filter {
-            score_threshold: spec.postprocess.score_threshold,
-            iou_threshold: spec.postprocess.iou_threshold,
-            max_detections: spec.postprocess.max_detections as usize,
-            classes,
-        };
-        let settings_digest = model.settings_digest(&spec.postprocess);
+        let mut model = ModelConfig::resolve(&spec.model, fetched.as_deref())?;
+        let filter = class_filter(&model, &spec.postprocess)?;
+        model.classes = model.classes.remapped(&spec.postprocess.class_map);
+        let settings_digest = model.settings_digest(&(&spec.postprocess, &spec.input.dedup));
         let input_digest = hex::encode(Sha256::digest(serde_json::to_vec(&spec.input).unwrap_or_default()));
         let input = InputSource::new(&spec.input)?;
         let output = Location::parse(&spec.output.uri)?;
@@ -146,6 +129,43 @@ impl JobContext {
     pub fn name(&self) -> &str {
         self.job.metadata.name.as_deref().unwrap_or("labeljob")
     }
+}
+
+/// The decoding filter of a job: thresholds per class index (the decoders cut at the lowest),
+/// the class filter, agnostic NMS. Class names are the model's (before `classMap`).
+fn class_filter(model: &ModelConfig, p: &PostprocessSpec) -> Result<Filter, JobError> {
+    let classes = &model.classes;
+    let known = |name: &String| {
+        classes.indices_named(name).next().map(|_| ()).ok_or_else(|| JobError::UnknownClass(name.clone()))
+    };
+    for name in p.class_filter.iter().chain(p.class_thresholds.keys()).chain(p.class_map.keys()) {
+        known(name)?;
+    }
+    let kept = (!p.class_filter.is_empty())
+        .then(|| p.class_filter.iter().flat_map(|n| classes.indices_named(n)).collect::<Vec<u32>>());
+    let class_thresholds: Vec<(u32, f32)> = p
+        .class_thresholds
+        .iter()
+        .flat_map(|(name, t)| classes.indices_named(name).map(move |i| (i, *t)))
+        .collect();
+    let lowest = class_thresholds.iter().map(|(_, t)| *t).fold(p.score_threshold, f32::min);
+    Ok(Filter {
+        score_threshold: lowest,
+        iou_threshold: p.iou_threshold,
+        max_detections: p.max_detections as usize,
+        classes: kept.map(|mut k| {
+            k.sort_unstable();
+            k
+        }),
+        class_thresholds: (0..classes.num_indices() as u32)
+            .filter(|i| classes.category(*i).is_some())
+            .map(|i| {
+                (i, class_thresholds.iter().find(|(c, _)| *c == i).map_or(p.score_threshold, |(_, t)| *t))
+            })
+            .filter(|(_, t)| *t != lowest)
+            .collect(),
+        agnostic_nms: p.agnostic_nms,
+    })
 }
 
 /// Download a remote model once into `$LABELJOB_CACHE_DIR` (default `.cache/models`), named by

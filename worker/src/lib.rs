@@ -3,7 +3,9 @@
 //! shard file), merge (stream shards into one COCO dataset) — plus preview, the inference
 //! engine, the OIP v2 inference server (`serve`) and its client (`oip_client`).
 
+pub mod dedup;
 pub mod detector;
+pub mod export;
 pub mod imaging;
 pub mod job;
 pub mod merge;

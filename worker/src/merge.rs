@@ -1,20 +1,24 @@
-//! Merge: stream the shard files, one at a time, into the job's deliverables —
-//! `annotations.json` (a COCO dataset with provenance in `info`), `results.json` (the COCO
-//! results list pycocotools' `loadRes` takes), `errors.jsonl` and `report.json` — and check the
-//! error budget. Memory is bounded by one shard: the two COCO arrays are spooled to temporary
-//! files and concatenated, then uploaded (multipart for large files).
+//! Merge: stream the shard files, one at a time, into the job's deliverables — COCO
+//! `annotations.json` (provenance in `info`) and `results.json`, the other `output.formats`
+//! (see [`crate::export`]), the review set, `duplicates.jsonl`, `errors.jsonl` and
+//! `report.json` — and check the error budget. Memory is bounded by one shard plus, with
+//! `input.dedup` and several shards, one hash per unique image (a first pass over the shards
+//! finds copies whose first copy is in an earlier shard; their labels are taken from it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
+use labeljob_api::v1alpha1::{DedupAction, DedupMode, OutputFormat, ReviewMode, ReviewSpec};
 use labeljob_store::manifest::{Manifest, shard_range};
 use labeljob_store::{StoreError, layout};
 use serde_json::json;
 
+use crate::dedup::{HashIndex, ImageHash, Match, parse_hash_hex};
+use crate::export::{ExportMeta, ExportSet, OutImage, Stems, upload_tree};
 use crate::job::JobContext;
-use crate::shardfile::{ShardFile, ShardFor, Timings};
+use crate::shardfile::{Detection, ShardFile, ShardFor, ShardImage, Timings};
 
 /// Why a merge failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +66,14 @@ pub struct MergeSummary {
     pub labelled: u64,
     /// Images failed.
     pub failed: u64,
-    /// Annotations written.
+    /// Annotations written (main and review sets).
     pub detections: u64,
+    /// Images routed to the review set.
+    pub review: u64,
+    /// Duplicate images found.
+    pub duplicates: u64,
+    /// Images sent to the model.
+    pub model_runs: u64,
     /// Whether maxFailedImages / maxFailedFraction was exceeded.
     pub budget_exceeded: bool,
     /// URI of annotations.json.
@@ -71,6 +81,85 @@ pub struct MergeSummary {
 }
 
 const HIST_BINS: usize = 10;
+
+/// Directory of the review set under the output.
+pub const REVIEW_DIR: &str = "review";
+/// `duplicates.jsonl`: one line per duplicate image.
+pub const DUPLICATES: &str = "duplicates.jsonl";
+
+/// Whether an image goes to review: a detection in `[above, below)`, or none at `above` or more.
+pub fn needs_review(r: &ReviewSpec, detections: &[Detection]) -> bool {
+    let (above, below) = (f64::from(r.above), f64::from(r.below));
+    detections.iter().any(|d| d.score >= above && d.score < below)
+        || !detections.iter().any(|d| d.score >= above)
+}
+
+impl MergeSummary {
+    /// The one-line summary people read.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "labelled {} of {} images ({} failed, {} detections",
+            self.labelled, self.total, self.failed, self.detections
+        );
+        if self.review > 0 {
+            s += &format!(", {} to review", self.review);
+        }
+        if self.duplicates > 0 {
+            s += &format!(", {} duplicates", self.duplicates);
+        }
+        s + ")"
+    }
+}
+
+/// Load shard `index` and check it belongs to this manifest and settings.
+async fn load_shard(ctx: &JobContext, manifest: &Manifest, index: u32) -> Result<ShardFile, MergeError> {
+    let shards = ctx.shards();
+    let bytes = ctx.output.get(&layout::shard_key(index)).await?;
+    let shard: ShardFile =
+        serde_json::from_slice(&bytes).map_err(|source| MergeError::Corrupt { index, source })?;
+    let want = ShardFor {
+        manifest_digest: &manifest.digest,
+        settings_digest: &ctx.settings_digest,
+        index,
+        shards,
+        range: shard_range(manifest.entries.len() as u64, shards, index),
+    };
+    if !shard.is_for(&want) {
+        return Err(MergeError::Stale { index });
+    }
+    Ok(shard)
+}
+
+fn image_hash(img: &ShardImage) -> Option<ImageHash> {
+    img.sha256
+        .clone()
+        .map(ImageHash::Exact)
+        .or_else(|| img.dhash.as_deref().and_then(parse_hash_hex).map(ImageHash::Perceptual))
+}
+
+/// Copies whose first copy is in an earlier shard (shards dedup only within themselves):
+/// copy id → match, and the ids of the first copies needed.
+async fn cross_shard_copies(
+    ctx: &JobContext,
+    manifest: &Manifest,
+) -> Result<(HashMap<u64, Match>, HashSet<u64>), MergeError> {
+    let dedup = &ctx.job.spec.input.dedup;
+    let (mut copies, mut firsts) = (HashMap::new(), HashSet::new());
+    if dedup.mode == DedupMode::None || ctx.shards() < 2 {
+        return Ok((copies, firsts));
+    }
+    let mut index = HashIndex::new(dedup.mode, dedup.max_distance);
+    for i in 0..ctx.shards() {
+        let shard = load_shard(ctx, manifest, i).await?;
+        for img in shard.images.iter().filter(|im| im.duplicate_of.is_none()) {
+            if let Some(m) = image_hash(img).and_then(|h| index.check_or_insert(&h, img.id)) {
+                copies.insert(img.id, m);
+                firsts.insert(m.id);
+            }
+        }
+    }
+    Ok((copies, firsts))
+}
 
 /// Merge every shard of `manifest` into the output. `wall_seconds` is the whole run's wall
 /// time when known (for img/s in the report).
@@ -87,64 +176,95 @@ pub async fn merge(
     if !missing.is_empty() {
         return Err(MergeError::Missing { missing, shards });
     }
+    let spec = &ctx.job.spec;
+    let (cross, firsts) = cross_shard_copies(ctx, manifest).await?;
 
     let dir = tempfile::tempdir()?;
-    let (img_path, ann_path) = (dir.path().join("images.part"), dir.path().join("annotations.part"));
-    let (res_path, err_path) = (dir.path().join("results.json"), dir.path().join("errors.jsonl"));
-    let mut images = BufWriter::new(File::create(&img_path)?);
-    let mut anns = BufWriter::new(File::create(&ann_path)?);
-    let mut results = BufWriter::new(File::create(&res_path)?);
-    let mut errors = BufWriter::new(File::create(&err_path)?);
-    results.write_all(b"[")?;
+    let staging = dir.path().join("out");
+    let meta = ExportMeta {
+        categories: ctx.model.classes.categories().to_vec(),
+        model_sha256: ctx.model.sha256.clone(),
+        job_name: ctx.name().to_string(),
+    };
+    let mut main = ExportSet::create(&staging, &spec.output.formats, &meta, true)?;
+    let review_formats: Vec<OutputFormat> = spec
+        .output
+        .formats
+        .iter()
+        .copied()
+        .filter(|f| matches!(f, OutputFormat::Coco | OutputFormat::Labelstudio))
+        .collect();
+    let mut review = match &spec.review {
+        Some(_) => Some(ExportSet::create(&staging.join(REVIEW_DIR), &review_formats, &meta, false)?),
+        None => None,
+    };
+    let mut errors = BufWriter::new(File::create(staging.join(layout::ERRORS))?);
+    let mut dups = BufWriter::new(File::create(staging.join(DUPLICATES))?);
+    let mut stems = Stems::default();
+    let mut cache: HashMap<u64, ShardImage> = HashMap::new();
 
-    let names: BTreeMap<u32, &str> =
-        ctx.model.classes.categories().iter().map(|c| (c.id, c.name.as_str())).collect();
-    let mut per_class: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut per_class: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors_by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut hist = [0u64; HIST_BINS];
-    let (mut labelled, mut failed, mut next_ann) = (0u64, 0u64, 1u64);
+    let (mut labelled, mut failed, mut to_review, mut duplicates, mut model_runs) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut detections = 0u64;
     let mut timings = Timings::default();
 
     for index in 0..shards {
-        let bytes = ctx.output.get(&layout::shard_key(index)).await?;
-        let shard: ShardFile =
-            serde_json::from_slice(&bytes).map_err(|source| MergeError::Corrupt { index, source })?;
-        drop(bytes);
-        let want = ShardFor {
-            manifest_digest: &manifest.digest,
-            settings_digest: &ctx.settings_digest,
-            index,
-            shards,
-            range: shard_range(manifest.entries.len() as u64, shards, index),
-        };
-        if !shard.is_for(&want) {
-            return Err(MergeError::Stale { index });
-        }
+        let shard = load_shard(ctx, manifest, index).await?;
         timings.add(&shard.timings);
-        for img in &shard.images {
-            let image_id = img.id + 1;
-            sep(&mut images, labelled == 0)?;
-            serde_json::to_writer(
-                &mut images,
-                &json!({"id": image_id, "file_name": img.uri, "width": img.width, "height": img.height}),
-            )?;
+        for mut img in shard.images {
+            if img.duplicate_of.is_none() {
+                model_runs += 1;
+            }
+            if firsts.contains(&img.id) {
+                cache.insert(img.id, img.clone());
+            }
+            if let Some(m) = cross.get(&img.id)
+                && let Some(first) = cache.get(&m.id)
+            {
+                img.copy_labels_of(first, m.distance);
+            }
+            if let Some(d) = img.duplicate_of {
+                duplicates += 1;
+                let first_uri = manifest.entries.get(d.id as usize).map_or("", |e| e.uri.as_str());
+                serde_json::to_writer(
+                    &mut dups,
+                    &json!({"uri": img.uri, "duplicateOf": first_uri, "distance": d.distance,
+                            "id": img.id + 1, "duplicateOfId": d.id + 1,
+                            "action": spec.input.dedup.action}),
+                )?;
+                dups.write_all(b"\n")?;
+                if spec.input.dedup.action == DedupAction::Skip {
+                    continue;
+                }
+            }
             labelled += 1;
+            detections += img.detections.len() as u64;
             for d in &img.detections {
-                let area = ((d.bbox[2] * d.bbox[3]) * 100.0).round() / 100.0;
-                sep(&mut anns, next_ann == 1)?;
-                serde_json::to_writer(
-                    &mut anns,
-                    &json!({"id": next_ann, "image_id": image_id, "category_id": d.category_id,
-                            "bbox": d.bbox, "area": area, "iscrowd": 0, "score": d.score}),
-                )?;
-                sep(&mut results, next_ann == 1)?;
-                serde_json::to_writer(
-                    &mut results,
-                    &json!({"image_id": image_id, "category_id": d.category_id, "bbox": d.bbox, "score": d.score}),
-                )?;
-                next_ann += 1;
-                *per_class.entry(names.get(&d.category_id).copied().unwrap_or("?")).or_default() += 1;
+                *per_class.entry(meta.name(d.category_id).to_string()).or_default() += 1;
                 hist[((d.score * HIST_BINS as f64) as usize).min(HIST_BINS - 1)] += 1;
+            }
+            let stem = stems.assign(&img.uri);
+            let reviewed = spec.review.as_ref().is_some_and(|r| needs_review(r, &img.detections));
+            let mode = spec.review.as_ref().map(|r| r.mode);
+            let out = OutImage {
+                id: img.id + 1,
+                uri: &img.uri,
+                width: img.width,
+                height: img.height,
+                detections: &img.detections,
+                flagged: reviewed && mode == Some(ReviewMode::Flag),
+            };
+            if reviewed {
+                to_review += 1;
+                if let Some(r) = &mut review {
+                    r.image(&OutImage { flagged: false, ..out }, &stem)?;
+                }
+            }
+            if !reviewed || mode == Some(ReviewMode::Flag) {
+                main.image(&out, &stem)?;
             }
         }
         for e in &shard.errors {
@@ -157,13 +277,10 @@ pub async fn merge(
             failed += 1;
         }
     }
-    results.write_all(b"]\n")?;
-    for w in [&mut images, &mut anns, &mut results, &mut errors] {
-        w.flush()?;
-    }
-    drop((images, anns, results, errors));
+    errors.flush()?;
+    dups.flush()?;
+    drop((errors, dups));
 
-    let spec = &ctx.job.spec;
     let total = manifest.entries.len() as u64;
     let budget_exceeded = spec.max_failed_images.is_some_and(|m| failed > m)
         || spec.max_failed_fraction.is_some_and(|f| total > 0 && failed as f64 / total as f64 > f);
@@ -179,6 +296,8 @@ pub async fn merge(
             "normalize": ctx.model.normalize,
         },
         "postprocess": spec.postprocess,
+        "dedup": spec.input.dedup,
+        "review": spec.review,
         "settingsDigest": ctx.settings_digest,
     });
     let now = chrono::Utc::now();
@@ -188,26 +307,20 @@ pub async fn merge(
         "contributor": "labeljob", "url": ctx.input.uri(), "date_created": now.to_rfc3339(),
         "labeljob": provenance,
     });
-    let ann_json = dir.path().join("annotations.json");
-    {
-        let mut out = BufWriter::new(File::create(&ann_json)?);
-        write!(out, "{{\"info\":{info},\"licenses\":[],\"images\":[")?;
-        std::io::copy(&mut File::open(&img_path)?, &mut out)?;
-        out.write_all(b"],\"annotations\":[")?;
-        std::io::copy(&mut File::open(&ann_path)?, &mut out)?;
-        writeln!(out, "],\"categories\":{}}}", serde_json::to_string(ctx.model.classes.categories())?)?;
-        out.flush()?;
+    let main_images = main.images();
+    main.finish(&info)?;
+    if let Some(r) = review {
+        r.finish(&info)?;
     }
-    ctx.output.put_file(layout::ANNOTATIONS, &ann_json).await?;
-    ctx.output.put_file(layout::RESULTS, &res_path).await?;
-    ctx.output.put_file(layout::ERRORS, &err_path).await?;
+    let files = upload_tree(&staging, &ctx.output).await?;
 
-    let detections = next_ann - 1;
     let wall = wall_seconds.unwrap_or(timings.wall);
     let report = json!({
         "provenance": provenance,
-        "images": {"total": total, "labelled": labelled, "failed": failed},
+        "images": {"total": total, "labelled": labelled, "failed": failed, "main": main_images,
+                   "review": to_review, "duplicates": duplicates, "modelRuns": model_runs},
         "detections": detections,
+        "formats": spec.output.formats,
         "perClass": per_class,
         "scoreHistogram": {"edges": (0..=HIST_BINS).map(|i| i as f64 / HIST_BINS as f64).collect::<Vec<_>>(), "counts": hist},
         "errorsByKind": errors_by_kind,
@@ -216,6 +329,7 @@ pub async fn merge(
             "inferenceSeconds": timings.inference, "shardWallSeconds": timings.wall,
             "mergeSeconds": started.elapsed().as_secs_f64(), "wallSeconds": wall,
         },
+        "filesWritten": files + 1,
         "imagesPerSecond": if wall > 0.0 { (labelled + failed) as f64 / wall } else { 0.0 },
         "errorBudget": {"maxFailedImages": spec.max_failed_images, "maxFailedFraction": spec.max_failed_fraction, "exceeded": budget_exceeded},
         "createdAt": now.to_rfc3339(),
@@ -226,11 +340,10 @@ pub async fn merge(
         labelled,
         failed,
         detections,
+        review: to_review,
+        duplicates,
+        model_runs,
         budget_exceeded,
         annotations_uri: ctx.output.child_uri(layout::ANNOTATIONS),
     })
-}
-
-fn sep(w: &mut impl Write, first: bool) -> std::io::Result<()> {
-    if first { Ok(()) } else { w.write_all(b",") }
 }

@@ -12,17 +12,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use labeljob_api::v1alpha1::OverwritePolicy;
+use labeljob_api::v1alpha1::{DedupMode, OverwritePolicy};
 use labeljob_store::manifest::{Manifest, ManifestEntry, shard_range};
 use labeljob_store::progress::ShardProgress;
 use labeljob_store::{StoreError, layout};
 use tokio::sync::Semaphore;
 
+use crate::dedup::{HashIndex, ImageHash, Match, content_sha256, dhash, hash_hex};
 use crate::detector::{DetectError, Detector};
 use crate::imaging::{DecodeLimits, Resizer, decode};
 use crate::job::JobContext;
 use crate::model::decode::apply_filter;
-use crate::shardfile::{Detection, ImageError, ShardFile, ShardFor, ShardImage, Timings};
+use crate::shardfile::{Detection, DuplicateOf, ImageError, ShardFile, ShardFor, ShardImage, Timings};
 
 /// Why a shard failed as a whole (an image failing does not fail the shard).
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +160,20 @@ impl ShardRunner {
         let entries = &manifest.entries[range.start as usize..range.end as usize];
         let reporter = self.spawn_progress(index, entries.len() as u64, counters.clone(), started);
         let concurrency = self.ctx.job.spec.workers.concurrency.max(1) as usize;
+        let dedup = &self.ctx.job.spec.input.dedup;
+        let mut seen = HashIndex::new(dedup.mode, dedup.max_distance);
+        // Download and decode in manifest order (so the first copy of a duplicate is always the
+        // lowest id, whatever finishes first), then infer the unique images out of order.
         let mut results = futures::stream::iter(entries.iter().cloned())
-            .map(|e| self.process(e))
+            .map(|e| self.prepare(e))
+            .buffered(concurrency)
+            .map(|prepared| {
+                let copies = match &prepared {
+                    Ok(p) => p.hash.as_ref().and_then(|h| seen.check_or_insert(h, p.entry.id)),
+                    Err(_) => None,
+                };
+                self.finish(prepared, copies)
+            })
             .buffer_unordered(concurrency);
         let mut file = ShardFile {
             index,
@@ -195,6 +208,7 @@ impl ShardRunner {
         }
         file.images.sort_by_key(|i| i.id);
         file.errors.sort_by_key(|e| e.id);
+        copy_duplicate_labels(&mut file.images);
         file.timings.wall = started.elapsed().as_secs_f64();
         let bytes = serde_json::to_vec(&file).unwrap_or_default();
         self.ctx.output.put(&key, bytes.into()).await.map_err(store_err)?;
@@ -210,7 +224,8 @@ impl ShardRunner {
         Ok(ShardOutcome::Done { labelled: file.images.len() as u64, failed: file.errors.len() as u64 })
     }
 
-    async fn process(&self, entry: ManifestEntry) -> (Result<ShardImage, Failure>, Timings) {
+    /// Download, hash (per `input.dedup`), decode and resize one image.
+    async fn prepare(&self, entry: ManifestEntry) -> Result<Prepared, (Failure, Timings)> {
         let mut t = Timings::default();
         let fail = |stage: &str, kind: &str, reason: String| {
             Failure::Image(ImageError {
@@ -226,7 +241,7 @@ impl ShardRunner {
             Ok(b) => b,
             Err(e) => {
                 let kind = if e.is_not_found() { "not-found" } else { "download" };
-                return (Err(fail("download", kind, labeljob_api::error_chain(&e))), t);
+                return Err((fail("download", kind, labeljob_api::error_chain(&e)), t));
             }
         };
         t.download = t0.elapsed().as_secs_f64();
@@ -234,26 +249,66 @@ impl ShardRunner {
         let t1 = Instant::now();
         let (w, h, mode) = (self.ctx.model.width, self.ctx.model.height, self.ctx.model.resize);
         let limits = self.limits;
+        let dedup = self.ctx.job.spec.input.dedup.mode;
         let decoded = {
             let Ok(_slot) = self.decode_slots.acquire().await else {
-                return (Err(fail("decode", "cancelled", "decoder pool closed".into())), t);
+                return Err((fail("decode", "cancelled", "decoder pool closed".into()), t));
             };
             tokio::task::spawn_blocking(move || {
+                let sha = (dedup == DedupMode::Exact).then(|| content_sha256(&bytes));
                 let img = decode(&bytes, Some((w, h)), &limits).map_err(|e| (e.reason(), e.message()))?;
+                let hash = match sha {
+                    Some(s) => Some(ImageHash::Exact(s)),
+                    None => (dedup == DedupMode::Perceptual).then(|| ImageHash::Perceptual(dhash(&img.rgb))),
+                };
                 let (pixels, transform) = RESIZER
                     .with(|r| r.borrow_mut().resize(&img, w, h, mode))
                     .map_err(|e| ("resize", labeljob_api::error_chain(&e)))?;
-                Ok::<_, (&'static str, String)>((img.width, img.height, pixels, transform))
+                Ok::<_, (&'static str, String)>((img.width, img.height, pixels, transform, hash))
             })
             .await
         };
         t.decode = t1.elapsed().as_secs_f64();
-        let (width, height, pixels, transform) = match decoded {
-            Ok(Ok(v)) => v,
-            Ok(Err((kind, reason))) => return (Err(fail("decode", kind, reason)), t),
-            Err(join) => return (Err(fail("decode", "panic", join.to_string())), t),
-        };
+        match decoded {
+            Ok(Ok((width, height, pixels, transform, hash))) => {
+                Ok(Prepared { entry, width, height, pixels, transform, hash, t })
+            }
+            Ok(Err((kind, reason))) => Err((fail("decode", kind, reason), t)),
+            Err(join) => Err((fail("decode", "panic", join.to_string()), t)),
+        }
+    }
 
+    /// Infer a prepared image (not a copy: its labels are filled in from the first copy once
+    /// the shard is done).
+    async fn finish(
+        &self,
+        prepared: Result<Prepared, (Failure, Timings)>,
+        copies: Option<Match>,
+    ) -> (Result<ShardImage, Failure>, Timings) {
+        let p = match prepared {
+            Ok(p) => p,
+            Err((f, t)) => return (Err(f), t),
+        };
+        let Prepared { entry, width, height, pixels, transform, hash, mut t } = p;
+        let (sha256, dhash) = match hash {
+            Some(ImageHash::Exact(s)) => (Some(s), None),
+            Some(ImageHash::Perceptual(h)) => (None, Some(hash_hex(h))),
+            None => (None, None),
+        };
+        let mut img = ShardImage {
+            id: entry.id,
+            uri: entry.uri,
+            width,
+            height,
+            detections: Vec::new(),
+            sha256,
+            dhash,
+            duplicate_of: None,
+        };
+        if let Some(m) = copies {
+            img.duplicate_of = Some(DuplicateOf { id: m.id, distance: m.distance });
+            return (Ok(img), t);
+        }
         let t2 = Instant::now();
         let raw = match self.detector.detect(pixels).await {
             Ok(d) => d,
@@ -262,7 +317,7 @@ impl ShardRunner {
         t.inference = t2.elapsed().as_secs_f64();
 
         let classes = &self.ctx.model.classes;
-        let detections = apply_filter(raw, &self.ctx.filter)
+        img.detections = apply_filter(raw, &self.ctx.filter)
             .into_iter()
             .filter_map(|d| {
                 let cat = classes.category(d.class)?;
@@ -275,7 +330,7 @@ impl ShardRunner {
                 })
             })
             .collect();
-        (Ok(ShardImage { id: entry.id, uri: entry.uri, width, height, detections }), t)
+        (Ok(img), t)
     }
 
     fn spawn_progress(
@@ -314,6 +369,28 @@ impl ShardRunner {
 enum Failure {
     Image(ImageError),
     Fatal(DetectError),
+}
+
+/// A downloaded, decoded and resized image waiting for inference.
+struct Prepared {
+    entry: ManifestEntry,
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+    transform: crate::imaging::BoxTransform,
+    hash: Option<ImageHash>,
+    t: Timings,
+}
+
+/// Fill in the labels of the copies in a shard (sorted by id) from their first copies, which
+/// come earlier in the same shard.
+fn copy_duplicate_labels(images: &mut [ShardImage]) {
+    for i in 0..images.len() {
+        let Some(dup) = images[i].duplicate_of else { continue };
+        let Ok(pos) = images[..i].binary_search_by_key(&dup.id, |im| im.id) else { continue };
+        let (head, tail) = images.split_at_mut(i);
+        tail[0].copy_labels_of(&head[pos], dup.distance);
+    }
 }
 
 fn round2(v: f32) -> f64 {

@@ -80,6 +80,45 @@ pub struct ShardImage {
     pub height: u32,
     /// Detections.
     pub detections: Vec<Detection>,
+    /// sha256 of the content (`input.dedup.mode: exact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Difference hash, 16 hex digits (`input.dedup.mode: perceptual`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhash: Option<String>,
+    /// Set when this image copies an earlier one: it was not sent to the model and carries
+    /// the first copy's labels, scaled to its size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<DuplicateOf>,
+}
+
+/// The first copy of a duplicate image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DuplicateOf {
+    /// Manifest id of the first copy.
+    pub id: u64,
+    /// Hamming distance of the perceptual hashes (0 for exact copies).
+    pub distance: u32,
+}
+
+impl ShardImage {
+    /// Give this image the labels of `first` (its first copy), boxes scaled to this image's
+    /// size, and record the copy.
+    pub fn copy_labels_of(&mut self, first: &ShardImage, distance: u32) {
+        let sx = f64::from(self.width) / f64::from(first.width.max(1));
+        let sy = f64::from(self.height) / f64::from(first.height.max(1));
+        let r2 = |v: f64| (v * 100.0).round() / 100.0;
+        self.detections = first
+            .detections
+            .iter()
+            .map(|d| Detection {
+                bbox: [r2(d.bbox[0] * sx), r2(d.bbox[1] * sy), r2(d.bbox[2] * sx), r2(d.bbox[3] * sy)],
+                ..d.clone()
+            })
+            .collect();
+        self.duplicate_of = Some(DuplicateOf { id: first.id, distance });
+    }
 }
 
 /// A detection in original pixels.

@@ -4,89 +4,7 @@
 use labeljob_api::v1alpha1::{ClassPreset, ClassesSpec};
 use serde::Serialize;
 
-/// The 80 COCO 2017 instance categories: (id, name, supercategory).
-pub const COCO_CATEGORIES: [(u32, &str, &str); 80] = [
-    (1, "person", "person"),
-    (2, "bicycle", "vehicle"),
-    (3, "car", "vehicle"),
-    (4, "motorcycle", "vehicle"),
-    (5, "airplane", "vehicle"),
-    (6, "bus", "vehicle"),
-    (7, "train", "vehicle"),
-    (8, "truck", "vehicle"),
-    (9, "boat", "vehicle"),
-    (10, "traffic light", "outdoor"),
-    (11, "fire hydrant", "outdoor"),
-    (13, "stop sign", "outdoor"),
-    (14, "parking meter", "outdoor"),
-    (15, "bench", "outdoor"),
-    (16, "bird", "animal"),
-    (17, "cat", "animal"),
-    (18, "dog", "animal"),
-    (19, "horse", "animal"),
-    (20, "sheep", "animal"),
-    (21, "cow", "animal"),
-    (22, "elephant", "animal"),
-    (23, "bear", "animal"),
-    (24, "zebra", "animal"),
-    (25, "giraffe", "animal"),
-    (27, "backpack", "accessory"),
-    (28, "umbrella", "accessory"),
-    (31, "handbag", "accessory"),
-    (32, "tie", "accessory"),
-    (33, "suitcase", "accessory"),
-    (34, "frisbee", "sports"),
-    (35, "skis", "sports"),
-    (36, "snowboard", "sports"),
-    (37, "sports ball", "sports"),
-    (38, "kite", "sports"),
-    (39, "baseball bat", "sports"),
-    (40, "baseball glove", "sports"),
-    (41, "skateboard", "sports"),
-    (42, "surfboard", "sports"),
-    (43, "tennis racket", "sports"),
-    (44, "bottle", "kitchen"),
-    (46, "wine glass", "kitchen"),
-    (47, "cup", "kitchen"),
-    (48, "fork", "kitchen"),
-    (49, "knife", "kitchen"),
-    (50, "spoon", "kitchen"),
-    (51, "bowl", "kitchen"),
-    (52, "banana", "food"),
-    (53, "apple", "food"),
-    (54, "sandwich", "food"),
-    (55, "orange", "food"),
-    (56, "broccoli", "food"),
-    (57, "carrot", "food"),
-    (58, "hot dog", "food"),
-    (59, "pizza", "food"),
-    (60, "donut", "food"),
-    (61, "cake", "food"),
-    (62, "chair", "furniture"),
-    (63, "couch", "furniture"),
-    (64, "potted plant", "furniture"),
-    (65, "bed", "furniture"),
-    (67, "dining table", "furniture"),
-    (70, "toilet", "furniture"),
-    (72, "tv", "electronic"),
-    (73, "laptop", "electronic"),
-    (74, "mouse", "electronic"),
-    (75, "remote", "electronic"),
-    (76, "keyboard", "electronic"),
-    (77, "cell phone", "electronic"),
-    (78, "microwave", "appliance"),
-    (79, "oven", "appliance"),
-    (80, "toaster", "appliance"),
-    (81, "sink", "appliance"),
-    (82, "refrigerator", "appliance"),
-    (84, "book", "indoor"),
-    (85, "clock", "indoor"),
-    (86, "vase", "indoor"),
-    (87, "scissors", "indoor"),
-    (88, "teddy bear", "indoor"),
-    (89, "hair drier", "indoor"),
-    (90, "toothbrush", "indoor"),
-];
+pub use labeljob_api::coco::COCO_CATEGORIES;
 
 /// One COCO `categories` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,6 +75,42 @@ impl ClassMap {
         self.by_index.len()
     }
 
+    /// The same model classes with categories renamed or merged by `map` (model class name →
+    /// output name). Classes with the same output name become one category whose id (and
+    /// supercategory) are those of its smallest-id member; categories stay in id order.
+    pub fn remapped(&self, map: &std::collections::BTreeMap<String, String>) -> Self {
+        if map.is_empty() {
+            return self.clone();
+        }
+        let out_name = |c: &Category| map.get(&c.name).cloned().unwrap_or_else(|| c.name.clone());
+        let mut merged: Vec<Category> = Vec::new();
+        let mut sorted: Vec<&Category> = self.categories.iter().collect();
+        sorted.sort_by_key(|c| c.id);
+        for c in sorted {
+            let name = out_name(c);
+            if !merged.iter().any(|m| m.name == name) {
+                merged.push(Category { id: c.id, name, supercategory: c.supercategory.clone() });
+            }
+        }
+        let by_index = self
+            .by_index
+            .iter()
+            .map(|p| {
+                let name = out_name(&self.categories[(*p)?]);
+                merged.iter().position(|m| m.name == name)
+            })
+            .collect();
+        Self { by_index, categories: merged }
+    }
+
+    /// The model class indices whose category is named `name`.
+    pub fn indices_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = u32> + 'a {
+        self.by_index
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, p)| p.filter(|p| self.categories[*p].name == name).map(|_| i as u32))
+    }
+
     /// Category ids of the given names; unknown names are returned as errors.
     pub fn ids_of<'a>(&self, names: &'a [String]) -> Result<Vec<u32>, &'a str> {
         names
@@ -197,6 +151,23 @@ mod tests {
             let idx: u32 = idx.parse().expect("index");
             assert_eq!(m.category(idx).map(|c| c.name.as_str()), Some(name), "index {idx}");
         }
+    }
+
+    #[test]
+    fn class_map_renames_and_merges() {
+        let m = ClassMap::preset(ClassPreset::Coco90);
+        let map = [("truck", "car"), ("bus", "car"), ("person", "pedestrian")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let r = m.remapped(&map);
+        assert_eq!(r.categories().len(), 78, "bus and truck merge into car");
+        assert_eq!(r.category(0).map(|c| (c.id, c.name.as_str())), Some((1, "pedestrian")));
+        for idx in [2, 5, 7] {
+            assert_eq!(r.category(idx).map(|c| (c.id, c.name.as_str())), Some((3, "car")), "index {idx}");
+        }
+        assert_eq!(r.category(17).map(|c| (c.id, c.name.as_str())), Some((18, "dog")));
+        assert_eq!(m.indices_named("dog").collect::<Vec<_>>(), vec![17]);
     }
 
     #[test]

@@ -28,6 +28,30 @@ pub struct Filter {
     pub max_detections: usize,
     /// Class indices kept (None: all).
     pub classes: Option<Vec<u32>>,
+    /// Score threshold by class index, where it differs from `score_threshold` (which is then
+    /// the lowest threshold of any class, so decoders may cut at it).
+    pub class_thresholds: Vec<(u32, f32)>,
+    /// Class-agnostic NMS at `iou_threshold` after the per-class one.
+    pub agnostic_nms: bool,
+}
+
+impl Filter {
+    /// A filter with one score threshold for every class and no class rules.
+    pub fn basic(score_threshold: f32, iou_threshold: f32, max_detections: usize) -> Self {
+        Self {
+            score_threshold,
+            iou_threshold,
+            max_detections,
+            classes: None,
+            class_thresholds: Vec::new(),
+            agnostic_nms: false,
+        }
+    }
+
+    /// The score a detection of class `class` needs.
+    pub fn threshold_of(&self, class: u32) -> f32 {
+        self.class_thresholds.iter().find(|(c, _)| *c == class).map_or(self.score_threshold, |(_, t)| *t)
+    }
 }
 
 /// Why outputs could not be decoded.
@@ -196,12 +220,23 @@ fn decode_xyxy(outputs: &[ArrayD<f32>]) -> Result<Vec<Vec<RawDetection>>, Decode
         .collect())
 }
 
-/// Score threshold, class filter, best-first order, max detections.
+/// Score thresholds (per class where set), class filter, best-first order, class-agnostic NMS
+/// when asked, max detections. Applying it twice gives the same result as once.
 pub fn apply_filter(mut dets: Vec<RawDetection>, filter: &Filter) -> Vec<RawDetection> {
     dets.retain(|d| {
-        d.score >= filter.score_threshold && filter.classes.as_ref().is_none_or(|cs| cs.contains(&d.class))
+        d.score >= filter.threshold_of(d.class)
+            && filter.classes.as_ref().is_none_or(|cs| cs.contains(&d.class))
     });
     dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    if filter.agnostic_nms {
+        let mut kept: Vec<RawDetection> = Vec::with_capacity(dets.len());
+        for d in dets {
+            if kept.iter().all(|k| iou(&k.bbox, &d.bbox) <= filter.iou_threshold) {
+                kept.push(d);
+            }
+        }
+        dets = kept;
+    }
     dets.truncate(filter.max_detections);
     dets
 }
@@ -235,7 +270,7 @@ mod tests {
     use ndarray::{ArrayD, IxDyn};
 
     fn filter() -> Filter {
-        Filter { score_threshold: 0.3, iou_threshold: 0.5, max_detections: 100, classes: None }
+        Filter::basic(0.3, 0.5, 100)
     }
 
     fn arr(shape: &[usize], v: Vec<f32>) -> ArrayD<f32> {
@@ -309,6 +344,24 @@ mod tests {
         let out = decode(ModelFormat::DetectionsXyxy, &[d], 10, 10, &f).expect("ok");
         assert_eq!(out[0].len(), 1);
         assert_eq!(out[0][0].score, 0.9);
+    }
+
+    #[test]
+    fn class_thresholds_and_agnostic_nms() {
+        let d = |bbox: [f32; 4], score: f32, class: u32| RawDetection { bbox, score, class };
+        let dets = vec![
+            d([0., 0., 10., 10.], 0.9, 1),
+            d([1., 0., 11., 10.], 0.8, 2),
+            d([50., 50., 60., 60.], 0.4, 1),
+            d([80., 80., 90., 90.], 0.45, 3),
+        ];
+        let f = Filter { class_thresholds: vec![(1, 0.5)], ..filter() };
+        let got: Vec<f32> = apply_filter(dets.clone(), &f).iter().map(|d| d.score).collect();
+        assert_eq!(got, vec![0.9, 0.8, 0.45], "class 1 needs 0.5, the others 0.3");
+        let f = Filter { agnostic_nms: true, ..filter() };
+        let got: Vec<f32> = apply_filter(dets.clone(), &f).iter().map(|d| d.score).collect();
+        assert_eq!(got, vec![0.9, 0.45, 0.4], "the class-2 box on the class-1 object goes");
+        assert_eq!(apply_filter(apply_filter(dets.clone(), &f), &f), apply_filter(dets, &f), "idempotent");
     }
 
     #[test]

@@ -155,12 +155,7 @@ impl ServeArgs {
             max_delay: Duration::from_millis(self.max_batch_delay_ms),
             queue_capacity: self.queue_capacity.max(1),
             device: self.device,
-            filter: Filter {
-                score_threshold: self.score_threshold,
-                iou_threshold: self.iou_threshold,
-                max_detections: self.max_detections.max(1),
-                classes: None,
-            },
+            filter: Filter::basic(self.score_threshold, self.iou_threshold, self.max_detections.max(1)),
         };
         let limits = Limits {
             max_body_bytes: self.max_body_bytes,

@@ -49,7 +49,7 @@ pub fn engine_options(queue_capacity: usize) -> EngineOptions {
         max_delay: Duration::from_millis(2),
         queue_capacity,
         device: Device::Cpu,
-        filter: Filter { score_threshold: 0.05, iou_threshold: 0.5, max_detections: 300, classes: None },
+        filter: Filter::basic(0.05, 0.5, 300),
     }
 }
 

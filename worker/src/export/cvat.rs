@@ -1,0 +1,85 @@
+//! CVAT for images 1.1: one `cvat/annotations.xml` — the task meta (name, size, labels, each
+//! with a numeric `score` attribute) and an `<image>` per image with its `<box>`es (corners in
+//! pixels, `source="auto"`, the score as the attribute). The image part is spooled to a file
+//! because the meta, written first, needs the image count.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
+
+pub(super) struct CvatWriter {
+    dir: PathBuf,
+    meta: ExportMeta,
+    body: BufWriter<File>,
+    images: u64,
+}
+
+const BODY_PART: &str = ".annotations.xml.part";
+
+impl CvatWriter {
+    pub(super) fn create(root: &Path, meta: &ExportMeta) -> std::io::Result<Self> {
+        let dir = root.join("cvat");
+        std::fs::create_dir_all(&dir)?;
+        let body = BufWriter::new(File::create(dir.join(BODY_PART))?);
+        Ok(Self { dir, meta: meta.clone(), body, images: 0 })
+    }
+}
+
+impl FormatWriter for CvatWriter {
+    fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()> {
+        let b = &mut self.body;
+        writeln!(
+            b,
+            "  <image id=\"{}\" name=\"{}\" width=\"{}\" height=\"{}\">",
+            self.images,
+            xml_escape(&stem.file_name()),
+            img.width,
+            img.height
+        )?;
+        for d in img.detections {
+            let [x, y, w, h] = d.bbox;
+            writeln!(
+                b,
+                "    <box label=\"{}\" source=\"auto\" occluded=\"0\" xtl=\"{:.2}\" ytl=\"{:.2}\" xbr=\"{:.2}\" ybr=\"{:.2}\" z_order=\"0\">\
+                 <attribute name=\"score\">{}</attribute></box>",
+                xml_escape(self.meta.name(d.category_id)),
+                x,
+                y,
+                x + w,
+                y + h,
+                d.score
+            )?;
+        }
+        b.write_all(b"  </image>\n")?;
+        self.images += 1;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        let Self { dir, meta, body, images } = *self;
+        drop(body.into_inner().map_err(|e| e.into_error())?);
+        let mut out = BufWriter::new(File::create(dir.join("annotations.xml"))?);
+        write!(
+            out,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<annotations>\n  <version>1.1</version>\n  <meta>\n    <task>\n      \
+             <name>{}</name>\n      <size>{images}</size>\n      <mode>annotation</mode>\n      <labels>\n",
+            xml_escape(&meta.job_name)
+        )?;
+        for c in &meta.categories {
+            writeln!(
+                out,
+                "        <label><name>{}</name><type>rectangle</type><attributes><attribute><name>score</name>\
+                 <mutable>False</mutable><input_type>number</input_type><default_value>0</default_value>\
+                 <values>0;1;0.00001</values></attribute></attributes></label>",
+                xml_escape(&c.name)
+            )?;
+        }
+        out.write_all(b"      </labels>\n    </task>\n  </meta>\n")?;
+        std::io::copy(&mut File::open(dir.join(BODY_PART))?, &mut out)?;
+        out.write_all(b"</annotations>\n")?;
+        out.flush()?;
+        std::fs::remove_file(dir.join(BODY_PART))
+    }
+}

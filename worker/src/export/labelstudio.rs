@@ -1,0 +1,86 @@
+//! Label Studio: `labelstudio/tasks.json`, a JSON array of tasks — `data.image` is the source
+//! URI, `predictions` holds one prediction (`model_version` = the model's sha256, `score` = the
+//! mean box score) whose `rectanglelabels` regions are in percent of the image with their
+//! score — and `labelstudio/config.xml`, the labelling config those regions refer to
+//! (`<Image name="image">`, `<RectangleLabels name="label">`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
+
+pub(super) struct LabelStudioWriter {
+    dir: PathBuf,
+    meta: ExportMeta,
+    tasks: BufWriter<File>,
+    n: u64,
+}
+
+impl LabelStudioWriter {
+    pub(super) fn create(root: &Path, meta: &ExportMeta) -> std::io::Result<Self> {
+        let dir = root.join("labelstudio");
+        std::fs::create_dir_all(&dir)?;
+        let mut tasks = BufWriter::new(File::create(dir.join("tasks.json"))?);
+        tasks.write_all(b"[")?;
+        Ok(Self { dir, meta: meta.clone(), tasks, n: 0 })
+    }
+}
+
+/// Percent of `total`, rounded to 6 decimals.
+fn pct(v: f64, total: u32) -> f64 {
+    (v / f64::from(total.max(1)) * 100.0 * 1e6).round() / 1e6
+}
+
+impl FormatWriter for LabelStudioWriter {
+    fn image(&mut self, img: &OutImage<'_>, _stem: &Stem) -> std::io::Result<()> {
+        let result: Vec<_> = img
+            .detections
+            .iter()
+            .enumerate()
+            .map(|(n, d)| {
+                let [x, y, w, h] = d.bbox;
+                json!({
+                    "id": format!("{}-{n}", img.id), "type": "rectanglelabels",
+                    "from_name": "label", "to_name": "image",
+                    "original_width": img.width, "original_height": img.height, "image_rotation": 0,
+                    "score": d.score,
+                    "value": {"x": pct(x, img.width), "y": pct(y, img.height),
+                              "width": pct(w, img.width), "height": pct(h, img.height),
+                              "rotation": 0, "rectanglelabels": [self.meta.name(d.category_id)]},
+                })
+            })
+            .collect();
+        let n = img.detections.len();
+        let mean = if n == 0 { 0.0 } else { img.detections.iter().map(|d| d.score).sum::<f64>() / n as f64 };
+        let task = json!({
+            "id": img.id,
+            "data": {"image": img.uri},
+            "predictions": [{"model_version": self.meta.model_sha256, "score": (mean * 1e5).round() / 1e5, "result": result}],
+        });
+        if self.n > 0 {
+            self.tasks.write_all(b",\n")?;
+        }
+        serde_json::to_writer(&mut self.tasks, &task)?;
+        self.n += 1;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        let mut tasks = self.tasks;
+        tasks.write_all(b"]\n")?;
+        tasks.flush()?;
+        let mut out = BufWriter::new(File::create(self.dir.join("config.xml"))?);
+        writeln!(
+            out,
+            "<View>\n  <Image name=\"image\" value=\"$image\"/>\n  <RectangleLabels name=\"label\" toName=\"image\">"
+        )?;
+        for c in &self.meta.categories {
+            writeln!(out, "    <Label value=\"{}\"/>", xml_escape(&c.name))?;
+        }
+        writeln!(out, "  </RectangleLabels>\n</View>")?;
+        out.flush()
+    }
+}

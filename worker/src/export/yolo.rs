@@ -1,0 +1,61 @@
+//! Ultralytics YOLO: `yolo/labels/<stem>.txt` with one `class cx cy w h` line per box
+//! (normalised to 0–1, six fixed decimals, no score column: the training-label form every
+//! importer reads) and `yolo/data.yaml` with the class names by index (the categories in id
+//! order). An image without boxes gets an empty file (a background image).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::{ExportMeta, FormatWriter, OutImage, Stem};
+
+pub(super) struct YoloWriter {
+    dir: PathBuf,
+    meta: ExportMeta,
+    line: String,
+}
+
+impl YoloWriter {
+    pub(super) fn create(root: &Path, meta: &ExportMeta) -> std::io::Result<Self> {
+        let dir = root.join("yolo");
+        std::fs::create_dir_all(dir.join("labels"))?;
+        Ok(Self { dir, meta: meta.clone(), line: String::new() })
+    }
+}
+
+impl FormatWriter for YoloWriter {
+    fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()> {
+        self.line.clear();
+        let (w, h) = (f64::from(img.width.max(1)), f64::from(img.height.max(1)));
+        let unit = |v: f64| v.clamp(0.0, 1.0);
+        for d in img.detections {
+            let Some(cls) = self.meta.position(d.category_id) else { continue };
+            let [x, y, bw, bh] = d.bbox;
+            let (x1, y1) = (unit(x / w), unit(y / h));
+            let (x2, y2) = (unit((x + bw) / w), unit((y + bh) / h));
+            let _ = writeln!(
+                self.line,
+                "{cls} {:.6} {:.6} {:.6} {:.6}",
+                (x1 + x2) / 2.0,
+                (y1 + y2) / 2.0,
+                x2 - x1,
+                y2 - y1
+            );
+        }
+        std::fs::write(self.dir.join("labels").join(format!("{}.txt", stem.stem)), self.line.as_bytes())
+    }
+
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        let mut out = BufWriter::new(File::create(self.dir.join("data.yaml"))?);
+        writeln!(
+            out,
+            "# Ultralytics dataset written by labeljob: put the images in images/ (names in ../stems.jsonl)"
+        )?;
+        writeln!(out, "train: images\nval: images\nnc: {}\nnames:", self.meta.categories.len())?;
+        for (i, c) in self.meta.categories.iter().enumerate() {
+            writeln!(out, "  {i}: {}", serde_json::to_string(&c.name)?)?;
+        }
+        out.flush()
+    }
+}
