@@ -61,7 +61,8 @@ def test_outputs_load_in_pycocotools(photo_run):
     assert info["model"]["sha256"] == "7eec0d343e8bf525668330a248fde8c0f0ee7e07a2aa13e6c60fddeec605d508"
     assert info["postprocess"]["scoreThreshold"] == pytest.approx(THRESHOLD)
     report = load(result / "report.json")
-    assert report["images"] == {"total": 13, "labelled": 13, "failed": 0}
+    assert report["images"] == {"total": 13, "labelled": 13, "failed": 0, "main": 13,
+                                "review": 0, "duplicates": 0, "modelRuns": 13}
     assert sum(report["perClass"].values()) == len(anns) == sum(report["scoreHistogram"]["counts"])
 
 

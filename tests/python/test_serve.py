@@ -156,6 +156,8 @@ def test_job_survives_a_killed_server(tmp_path, labeljob_bin, run_env):
     port = free_port()
     job = write_job(tmp_path / "job.yaml", "killed", f"file://{images}", f"file://{tmp_path}/out",
                     "  workers:\n    shards: 4\n    concurrency: 8\n")
+    # The copies are the load: every one of them must reach the (killed) server.
+    job.write_text(job.read_text().replace(f'    uri: "file://{images}"\n', f'    uri: "file://{images}"\n    dedup: {{mode: none}}\n'))
     server = start_server(labeljob_bin, run_env, port)
     run = subprocess.Popen(
         [str(labeljob_bin), "run", str(job), "--no-progress", "--endpoint", f"http://127.0.0.1:{port}"],
@@ -184,4 +186,5 @@ def test_job_survives_a_killed_server(tmp_path, labeljob_bin, run_env):
     assert len(names) == count and len(set(names)) == count, "every image exactly once"
     assert len({img["id"] for img in doc["images"]}) == count
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["images"] == {"total": count, "labelled": count, "failed": 0}
+    assert report["images"] == {"total": count, "labelled": count, "failed": 0, "main": count,
+                                "review": 0, "duplicates": 0, "modelRuns": count}
