@@ -61,6 +61,7 @@ generate: ## Regenerate crds/ (and the chart's copy) from the Rust types
 bench: test-deps build ## Throughput table: raw ORT, decode+resize, labeljob run end to end (+ server)
 	cargo bench -p labeljob-worker --bench pipeline
 	cargo bench -p labeljob-worker --bench serve
+	cargo bench -p labeljob-worker --bench merge
 
 FUZZ_SECONDS ?= 600
 .PHONY: fuzz

@@ -9,6 +9,10 @@
 //! results.json                    merge: COCO results list (pycocotools loadRes)
 //! errors.jsonl                    merge: one failed image per line
 //! report.json                     merge: counts, per-class totals, timings
+//! duplicates.jsonl                merge: one duplicate image per line (input.dedup)
+//! stems.jsonl                     merge: image → file stem of the per-image formats
+//! yolo/ voc/ cvat/ labelstudio/   merge: the other output.formats
+//! review/                         merge: the review set (annotations.json, stems.jsonl, …)
 //! ```
 //!
 //! Shard numbers have at least 5 digits (`shard-00003.json`), so keys sort by index.
@@ -29,6 +33,12 @@ pub const RESULTS: &str = "results.json";
 pub const ERRORS: &str = "errors.jsonl";
 /// The merge report.
 pub const REPORT: &str = "report.json";
+/// Duplicate images, one JSON object per line.
+pub const DUPLICATES: &str = "duplicates.jsonl";
+/// Image → stem of its per-image files (YOLO, VOC, CVAT names), one JSON object per line.
+pub const STEMS: &str = "stems.jsonl";
+/// Directory of the review set.
+pub const REVIEW_DIR: &str = "review";
 
 const SHARD_FILE_PREFIX: &str = "shard-";
 const SHARD_FILE_SUFFIX: &str = ".json";

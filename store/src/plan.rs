@@ -59,6 +59,7 @@ mod tests {
             credentials: None,
             max_images: None,
             allow_private_networks: false,
+            dedup: Default::default(),
         }
     }
 

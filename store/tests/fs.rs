@@ -22,6 +22,7 @@ fn spec(uri: String, include: &[&str], exclude: &[&str], max_images: Option<u64>
         credentials: None,
         max_images,
         allow_private_networks: false,
+        dedup: Default::default(),
     }
 }
 

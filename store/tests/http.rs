@@ -134,6 +134,7 @@ fn input(uri: String, include: &[&str], max_images: Option<u64>, tries: u32) -> 
         credentials: None,
         max_images,
         allow_private_networks: true,
+        dedup: Default::default(),
     };
     InputSource::with_options(&spec, &fast_retries(tries)).expect("input")
 }

@@ -109,6 +109,7 @@ fn input(uri: String, allow_private_networks: bool) -> InputSource {
         credentials: None,
         max_images: None,
         allow_private_networks,
+        dedup: Default::default(),
     };
     let options = StoreOptions {
         retry: RetryPolicy {

@@ -161,6 +161,7 @@ async fn plan_input_and_progress(server: &S3Server) {
         credentials: None,
         max_images: None,
         allow_private_networks: false,
+        dedup: Default::default(),
     };
     let input = InputSource::with_options(&spec, &server.options()).expect("input");
     let output = server.location("jobs/one");

@@ -82,11 +82,6 @@ pub struct MergeSummary {
 
 const HIST_BINS: usize = 10;
 
-/// Directory of the review set under the output.
-pub const REVIEW_DIR: &str = "review";
-/// `duplicates.jsonl`: one line per duplicate image.
-pub const DUPLICATES: &str = "duplicates.jsonl";
-
 /// Whether an image goes to review: a detection in `[above, below)`, or none at `above` or more.
 pub fn needs_review(r: &ReviewSpec, detections: &[Detection]) -> bool {
     let (above, below) = (f64::from(r.above), f64::from(r.below));
@@ -195,11 +190,11 @@ pub async fn merge(
         .filter(|f| matches!(f, OutputFormat::Coco | OutputFormat::Labelstudio))
         .collect();
     let mut review = match &spec.review {
-        Some(_) => Some(ExportSet::create(&staging.join(REVIEW_DIR), &review_formats, &meta, false)?),
+        Some(_) => Some(ExportSet::create(&staging.join(layout::REVIEW_DIR), &review_formats, &meta, false)?),
         None => None,
     };
     let mut errors = BufWriter::new(File::create(staging.join(layout::ERRORS))?);
-    let mut dups = BufWriter::new(File::create(staging.join(DUPLICATES))?);
+    let mut dups = BufWriter::new(File::create(staging.join(layout::DUPLICATES))?);
     let mut stems = Stems::default();
     let mut cache: HashMap<u64, ShardImage> = HashMap::new();
 

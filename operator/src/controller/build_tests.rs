@@ -74,6 +74,17 @@ fn config_map_holds_the_labeljob_document() {
 }
 
 #[test]
+fn label_settings_reach_the_workers_unchanged() {
+    let v = validate(&stored(sample("labeljob-review-formats.yaml"), "ns")).expect("valid");
+    let c = build(&v, &all(false), &OperatorConfig::default()).expect("builds");
+    let yaml = &c.config_map.expect("cm").data.expect("data")["job.yaml"];
+    let doc = labeljob_api::parse_labeljob(yaml).expect("the worker can parse it");
+    assert_eq!(doc.spec, v.spec, "formats, review, dedup and class rules as `labeljob run` reads them");
+    assert_eq!(doc.spec.output.formats.len(), 5);
+    assert!(doc.spec.review.is_some() && doc.spec.postprocess.agnostic_nms);
+}
+
+#[test]
 fn shards_job_is_indexed_with_retries_per_index() {
     let c = build(&minimal(), &all(false), &OperatorConfig::default()).expect("builds");
     let job = c.shards_job.expect("shards");

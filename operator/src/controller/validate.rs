@@ -134,6 +134,10 @@ mod tests {
         assert_eq!(fields(check("invalid-parallelism.yaml")), ["workers.parallelism"]);
         assert_eq!(fields(check("invalid-zero-replicas.yaml")), ["inference.replicas"]);
         assert_eq!(
+            fields(check("invalid-class-names.yaml")),
+            ["postprocess.classThresholds", "postprocess.classMap"]
+        );
+        assert_eq!(
             fields(check("invalid-output-scheme.yaml")),
             ["output.uri", "output.credentials.secretName"]
         );

@@ -114,7 +114,7 @@ impl ExportSet {
         Ok(Self {
             coco: coco::CocoWriter::create(root, meta, results)?,
             others,
-            stems: BufWriter::new(File::create(root.join(STEMS_FILE))?),
+            stems: BufWriter::new(File::create(root.join(labeljob_store::layout::STEMS))?),
             images: 0,
         })
     }
@@ -154,9 +154,6 @@ impl ExportSet {
         stems.flush()
     }
 }
-
-/// `stems.jsonl`: the stem each image's per-image files are named by.
-pub const STEMS_FILE: &str = "stems.jsonl";
 
 /// Upload every file below `root` to `output` under the same relative key, 16 at a time.
 /// Returns the number of files.

@@ -76,6 +76,6 @@ fn every_format_writes_its_files() {
     assert_eq!((r["value"]["x"].as_f64(), r["value"]["height"].as_f64()), (Some(10.0), Some(80.0)));
     assert_eq!(tasks[0]["predictions"][0]["model_version"], "ab".repeat(32));
     assert!(read("labelstudio/config.xml").contains("<Label value=\"traffic light\"/>"));
-    let stems_file = read(STEMS_FILE);
+    let stems_file = read(labeljob_store::layout::STEMS);
     assert_eq!(stems_file.lines().count(), 2);
 }

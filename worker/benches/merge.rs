@@ -1,0 +1,112 @@
+//! `make bench`: the merge with every output format vs COCO alone, on synthetic shards of
+//! 100,000 images × 10 boxes (`LABELJOB_BENCH_MERGE_IMAGES` to change the size), to a `file://`
+//! output. Both runs read the same shard files in the same process, one after the other, and the
+//! table gives the ratio (target: all formats ≤ 2× COCO alone). Also reported: peak RSS growth
+//! of each merge (bounded by one shard: 10,000 images here).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use labeljob_api::parse_labeljob;
+use labeljob_store::layout;
+use labeljob_store::manifest::{Manifest, ManifestEntry, shard_range};
+use labeljob_worker::job::JobContext;
+use labeljob_worker::merge::merge;
+use labeljob_worker::shardfile::{Detection, ShardFile, ShardImage, Timings};
+
+const SHARDS: u32 = 10;
+
+fn job(out: &std::path::Path, formats: &str) -> String {
+    format!(
+        "apiVersion: labeljob.dev/v1alpha1\nkind: LabelJob\nmetadata: {{name: bench}}\nspec:\n  input: {{uri: 'file:///bench/in', dedup: {{mode: none}}}}\n  model: {{builtin: ssd-mobilenet-v2-coco}}\n  workers: {{shards: {SHARDS}}}\n  output: {{uri: 'file://{}', formats: [{formats}]}}\n",
+        out.display()
+    )
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn context(out: &std::path::Path, formats: &str) -> Arc<JobContext> {
+    let job = parse_labeljob(&job(out, formats)).expect("bench job");
+    JobContext::from_job(job).await.expect("job context")
+}
+
+/// Write the shard files of `manifest` into `ctx`'s output: 10 boxes per image over 10 classes.
+async fn write_shards(ctx: &JobContext, manifest: &Manifest) {
+    let total = manifest.entries.len() as u64;
+    for index in 0..SHARDS {
+        let r = shard_range(total, SHARDS, index);
+        let images = (r.start..r.end)
+            .map(|id| ShardImage {
+                id,
+                uri: manifest.entries[id as usize].uri.clone(),
+                width: 1280,
+                height: 960,
+                detections: (0..10u32)
+                    .map(|k| Detection {
+                        bbox: [f64::from(k * 97 % 1000) + 0.25, f64::from(k * 61 % 700) + 0.5, 120.75, 88.5],
+                        score: 0.3 + f64::from(k) * 0.07,
+                        category_id: [1, 2, 3, 4, 10, 17, 18, 44, 62, 90][k as usize],
+                    })
+                    .collect(),
+                sha256: None,
+                dhash: None,
+                duplicate_of: None,
+            })
+            .collect();
+        let file = ShardFile {
+            index,
+            shards: SHARDS,
+            manifest_digest: manifest.digest.clone(),
+            settings_digest: ctx.settings_digest.clone(),
+            range: [r.start, r.end],
+            images,
+            errors: Vec::new(),
+            timings: Timings::default(),
+        };
+        let bytes = serde_json::to_vec(&file).expect("shard json");
+        ctx.output.put(&layout::shard_key(index), bytes.into()).await.expect("write shard");
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n: u64 =
+        std::env::var("LABELJOB_BENCH_MERGE_IMAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let entries = (0..n)
+        .map(|id| ManifestEntry {
+            id,
+            key: format!("d{:03}/img-{id:07}.jpg", id % 1000),
+            uri: format!("file:///bench/in/d{:03}/img-{id:07}.jpg", id % 1000),
+            size: Some(200_000),
+            etag: None,
+        })
+        .collect();
+    let manifest = Manifest::new(entries);
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut rows = Vec::new();
+    for (name, formats) in [("COCO only", "coco"), ("all formats", "coco, yolo, voc, cvat, labelstudio")] {
+        let out = dir.path().join(name.replace(' ', "-"));
+        let ctx = context(&out, formats).await;
+        write_shards(&ctx, &manifest).await;
+        let rss0 = peak_rss_kib();
+        let t = Instant::now();
+        let m = merge(&ctx, &manifest, None).await.expect("merge");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(m.detections, n * 10);
+        rows.push((name, secs, peak_rss_kib().saturating_sub(rss0)));
+    }
+    println!("\n### Merge, {n} images × 10 boxes, {SHARDS} shards, file:// output\n");
+    println!("| formats | merge seconds | images/s | peak RSS growth (MiB) |");
+    println!("|---|---:|---:|---:|");
+    for (name, secs, rss) in &rows {
+        println!("| {name} | {secs:.2} | {:.0} | {:.0} |", n as f64 / secs, *rss as f64 / 1024.0);
+    }
+    let ratio = rows[1].1 / rows[0].1;
+    println!("\nall formats ÷ COCO only: {ratio:.2}× (target ≤ 2.0×)");
+}
