@@ -16,7 +16,7 @@ use labeljob_store::{StoreError, layout};
 use serde_json::json;
 
 use crate::dedup::{HashIndex, ImageHash, Match, parse_hash_hex};
-use crate::export::{ExportMeta, ExportSet, OutImage, Stems, upload_tree};
+use crate::export::{ExportMeta, ExportSet, OutImage, Stems, publish, staging_dir};
 use crate::job::JobContext;
 use crate::shardfile::{Detection, ShardFile, ShardFor, ShardImage, Timings};
 
@@ -174,8 +174,8 @@ pub async fn merge(
     let spec = &ctx.job.spec;
     let (cross, firsts) = cross_shard_copies(ctx, manifest).await?;
 
-    let dir = tempfile::tempdir()?;
-    let staging = dir.path().join("out");
+    let dir = staging_dir(&ctx.output)?;
+    let staging = dir.path().to_path_buf();
     let meta = ExportMeta {
         categories: ctx.model.classes.categories().to_vec(),
         model_sha256: ctx.model.sha256.clone(),
@@ -307,7 +307,10 @@ pub async fn merge(
     if let Some(r) = review {
         r.finish(&info)?;
     }
-    let files = upload_tree(&staging, &ctx.output).await?;
+    let written = started.elapsed().as_secs_f64();
+    let files = publish(&staging, &ctx.output).await?;
+    let uploaded = started.elapsed().as_secs_f64() - written;
+    tracing::info!(written, uploaded, files, "merge outputs written");
 
     let wall = wall_seconds.unwrap_or(timings.wall);
     let report = json!({
@@ -322,7 +325,8 @@ pub async fn merge(
         "timings": {
             "downloadSeconds": timings.download, "decodeSeconds": timings.decode,
             "inferenceSeconds": timings.inference, "shardWallSeconds": timings.wall,
-            "mergeSeconds": started.elapsed().as_secs_f64(), "wallSeconds": wall,
+            "mergeSeconds": started.elapsed().as_secs_f64(), "mergeWriteSeconds": written,
+            "mergeUploadSeconds": uploaded, "wallSeconds": wall,
         },
         "filesWritten": files + 1,
         "imagesPerSecond": if wall > 0.0 { (labelled + failed) as f64 / wall } else { 0.0 },

@@ -155,7 +155,61 @@ impl ExportSet {
     }
 }
 
-/// Upload every file below `root` to `output` under the same relative key, 16 at a time.
+/// Prefix of the staging directories a merge makes inside a `file://` output.
+const STAGING_PREFIX: &str = ".merge-staging-";
+
+/// Where the merge writes its files before they are published: inside the output directory
+/// for `file://` outputs (so that publishing is a rename per entry), else a temporary directory.
+/// Staging directories left by a killed merge are removed first.
+pub fn staging_dir(output: &Location) -> std::io::Result<tempfile::TempDir> {
+    let Some(dir) = output.local_dir() else { return tempfile::tempdir() };
+    std::fs::create_dir_all(dir)?;
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(dir)
+}
+
+/// Publish the staged tree `root` to `output`: a `file://` output gets each top-level entry
+/// renamed into place (a directory such as `yolo/` replaces the previous one whole); other
+/// stores get every file uploaded. Returns the number of files.
+pub async fn publish(root: &Path, output: &Location) -> Result<u64, StoreError> {
+    match output.local_dir() {
+        Some(dir) if root.parent() == Some(dir) => rename_into(root, dir),
+        _ => upload_tree(root, output).await,
+    }
+}
+
+fn rename_into(root: &Path, dir: &Path) -> Result<u64, StoreError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    let files = count_files(root).map_err(io(root))?;
+    for e in std::fs::read_dir(root).map_err(io(root))? {
+        let e = e.map_err(io(root))?;
+        let target = dir.join(e.file_name());
+        if e.path().is_dir() && target.is_dir() {
+            let old = root.join(format!(".old-{}", e.file_name().to_string_lossy()));
+            std::fs::rename(&target, &old).map_err(io(&target))?;
+        }
+        std::fs::rename(e.path(), &target).map_err(io(&target))?;
+    }
+    Ok(files)
+}
+
+fn count_files(root: &Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(root)? {
+        let e = e?;
+        n += if e.file_type()?.is_dir() { count_files(&e.path())? } else { 1 };
+    }
+    Ok(n)
+}
+
+/// Upload every file below `root` to `output` under the same relative key, 32 at a time.
 /// Returns the number of files.
 pub async fn upload_tree(root: &Path, output: &Location) -> Result<u64, StoreError> {
     let mut files = Vec::new();
@@ -178,7 +232,7 @@ pub async fn upload_tree(root: &Path, output: &Location) -> Result<u64, StoreErr
     let mut uploads = futures::stream::iter(
         files.iter().map(|p| async move { output.put_file(&key(p), p).await.map(|_| ()) }),
     )
-    .buffer_unordered(16);
+    .buffer_unordered(32);
     while let Some(r) = uploads.next().await {
         r?;
     }
