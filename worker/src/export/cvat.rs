@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::files::FilePool;
 use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
 
 pub(super) struct CvatWriter {
@@ -28,7 +29,7 @@ impl CvatWriter {
 }
 
 impl FormatWriter for CvatWriter {
-    fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()> {
+    fn image(&mut self, img: &OutImage<'_>, stem: &Stem, _files: &FilePool) -> std::io::Result<()> {
         let b = &mut self.body;
         writeln!(
             b,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use super::files::FilePool;
 use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
 
 pub(super) struct LabelStudioWriter {
@@ -35,7 +36,7 @@ fn pct(v: f64, total: u32) -> f64 {
 }
 
 impl FormatWriter for LabelStudioWriter {
-    fn image(&mut self, img: &OutImage<'_>, _stem: &Stem) -> std::io::Result<()> {
+    fn image(&mut self, img: &OutImage<'_>, _stem: &Stem, _files: &FilePool) -> std::io::Result<()> {
         let result: Vec<_> = img
             .detections
             .iter()

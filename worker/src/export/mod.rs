@@ -16,6 +16,7 @@
 
 mod coco;
 mod cvat;
+mod files;
 mod labelstudio;
 mod stems;
 mod voc;
@@ -76,8 +77,8 @@ impl ExportMeta {
 
 /// A format writer of one set.
 trait FormatWriter {
-    /// Write one image.
-    fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()>;
+    /// Write one image (per-image files go to `files`).
+    fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &files::FilePool) -> std::io::Result<()>;
     /// Write what needs every image seen (headers with counts, class lists) and flush.
     fn finish(self: Box<Self>) -> std::io::Result<()>;
 }
@@ -87,6 +88,7 @@ pub struct ExportSet {
     coco: coco::CocoWriter,
     others: Vec<Box<dyn FormatWriter>>,
     stems: BufWriter<File>,
+    files: files::FilePool,
     images: u64,
 }
 
@@ -115,6 +117,7 @@ impl ExportSet {
             coco: coco::CocoWriter::create(root, meta, results)?,
             others,
             stems: BufWriter::new(File::create(root.join(labeljob_store::layout::STEMS))?),
+            files: files::FilePool::new(1),
             images: 0,
         })
     }
@@ -123,7 +126,7 @@ impl ExportSet {
     pub fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()> {
         self.coco.image(img)?;
         for w in &mut self.others {
-            w.image(img, stem)?;
+            w.image(img, stem, &self.files)?;
         }
         serde_json::to_writer(
             &mut self.stems,
@@ -150,6 +153,7 @@ impl ExportSet {
         for w in self.others {
             w.finish()?;
         }
+        self.files.finish()?;
         let mut stems = self.stems;
         stems.flush()
     }

@@ -7,13 +7,13 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::files::FilePool;
 use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
 
 pub(super) struct VocWriter {
     dir: PathBuf,
     meta: ExportMeta,
     list: BufWriter<File>,
-    xml: String,
 }
 
 impl VocWriter {
@@ -22,14 +22,14 @@ impl VocWriter {
         std::fs::create_dir_all(dir.join("Annotations"))?;
         std::fs::create_dir_all(dir.join("ImageSets").join("Main"))?;
         let list = BufWriter::new(File::create(dir.join("ImageSets").join("Main").join("default.txt"))?);
-        Ok(Self { dir, meta: meta.clone(), list, xml: String::new() })
+        Ok(Self { dir, meta: meta.clone(), list })
     }
 }
 
 impl FormatWriter for VocWriter {
-    fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()> {
-        let x = &mut self.xml;
-        x.clear();
+    fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &FilePool) -> std::io::Result<()> {
+        let mut xml = String::with_capacity(400 + 200 * img.detections.len());
+        let x = &mut xml;
         let _ = write!(
             x,
             "<annotation>\n  <folder>JPEGImages</folder>\n  <filename>{}</filename>\n  \
@@ -55,7 +55,7 @@ impl FormatWriter for VocWriter {
             );
         }
         x.push_str("</annotation>\n");
-        std::fs::write(self.dir.join("Annotations").join(format!("{}.xml", stem.stem)), x.as_bytes())?;
+        files.write(self.dir.join("Annotations").join(format!("{}.xml", stem.stem)), xml.into_bytes())?;
         writeln!(self.list, "{}", stem.stem)
     }
 

@@ -8,25 +8,25 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::files::FilePool;
 use super::{ExportMeta, FormatWriter, OutImage, Stem};
 
 pub(super) struct YoloWriter {
     dir: PathBuf,
     meta: ExportMeta,
-    line: String,
 }
 
 impl YoloWriter {
     pub(super) fn create(root: &Path, meta: &ExportMeta) -> std::io::Result<Self> {
         let dir = root.join("yolo");
         std::fs::create_dir_all(dir.join("labels"))?;
-        Ok(Self { dir, meta: meta.clone(), line: String::new() })
+        Ok(Self { dir, meta: meta.clone() })
     }
 }
 
 impl FormatWriter for YoloWriter {
-    fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()> {
-        self.line.clear();
+    fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &FilePool) -> std::io::Result<()> {
+        let mut line = String::with_capacity(48 * img.detections.len());
         let (w, h) = (f64::from(img.width.max(1)), f64::from(img.height.max(1)));
         let unit = |v: f64| v.clamp(0.0, 1.0);
         for d in img.detections {
@@ -35,7 +35,7 @@ impl FormatWriter for YoloWriter {
             let (x1, y1) = (unit(x / w), unit(y / h));
             let (x2, y2) = (unit((x + bw) / w), unit((y + bh) / h));
             let _ = writeln!(
-                self.line,
+                line,
                 "{cls} {:.6} {:.6} {:.6} {:.6}",
                 (x1 + x2) / 2.0,
                 (y1 + y2) / 2.0,
@@ -43,7 +43,7 @@ impl FormatWriter for YoloWriter {
                 y2 - y1
             );
         }
-        std::fs::write(self.dir.join("labels").join(format!("{}.txt", stem.stem)), self.line.as_bytes())
+        files.write(self.dir.join("labels").join(format!("{}.txt", stem.stem)), line.into_bytes())
     }
 
     fn finish(self: Box<Self>) -> std::io::Result<()> {
