@@ -89,9 +89,9 @@ fn first_var(options: &StoreOptions, names: &[&str]) -> Option<String> {
     names.iter().find_map(|k| options.lookup(k))
 }
 
-/// The first of `names` that is set, as the name.
+/// The first of `names` that is set, as the name (set to "" counts: object_store uses it).
 fn first_set<'a>(options: &StoreOptions, names: &[&'a str]) -> Option<&'a str> {
-    names.iter().copied().find(|k| options.lookup(k).is_some_and(|v| !v.is_empty()))
+    names.iter().copied().find(|k| options.lookup(k).is_some())
 }
 
 /// Which credentials a client for `scheme` (`s3`, `gs`, `az`) will use, and where they come
