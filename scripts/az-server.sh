@@ -105,8 +105,8 @@ cmd_start() {
     export AZ_KEY; AZ_KEY=$(head -c 32 /dev/urandom | base64 -w0)
     mkdir -p "$dir/workspace"
     (cd "$dir/workspace" && AZURITE_ACCOUNTS="$ACCOUNT:$AZ_KEY" spawn "$dir" "$BIN" \
-        --blobHost 127.0.0.1 --blobPort "$PORT" --inMemoryPersistence --extentMemoryLimit 1024 --disableTelemetry \
-        --skipApiVersionCheck --silent)
+        --blobHost 127.0.0.1 --blobPort "$PORT" --inMemoryPersistence --extentMemoryLimit 1024 \
+        --disableTelemetry --silent)
     local pid; pid=$(server_pid "$dir")
     answers() { [ "$(az_request GET '?comp=list')" = 200 ]; }
     wait_ready "$dir" "$START_TIMEOUT" "azurite (pid $pid)" answers
