@@ -62,7 +62,8 @@ def gcs_server(tmp_path_factory):
 def container(az_server):
     from azure.storage.blob import BlobServiceClient
 
-    service = BlobServiceClient(account_url=az_server["AZURE_STORAGE_ENDPOINT"], credential={
+    # the SDK's default API version is newer than Azurite 3.35 knows (it answers 400)
+    service = BlobServiceClient(account_url=az_server["AZURE_STORAGE_ENDPOINT"], api_version="2025-11-05", credential={
         "account_name": az_server["AZURE_STORAGE_ACCOUNT_NAME"], "account_key": az_server["AZURE_STORAGE_ACCOUNT_KEY"]})
     return service.get_container_client(az_server["AZURE_CONTAINER"])
 
