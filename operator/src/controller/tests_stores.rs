@@ -5,7 +5,8 @@
 //! `GOOGLE_SERVICE_ACCOUNT_KEY`, `AWS_*`) are the variables the worker reads; a job without
 //! credentials gets no `envFrom` (workload identity). The inference pod gets none unless its
 //! model is in object storage. That the same Secret's keys configure the operator's progress
-//! reader against real servers is `progress/store_tests.rs`.
+//! reader against real servers is `progress/store_tests.rs`. No Secret value is ever copied into
+//! a child, a status or an Event.
 
 use labeljob_api::Phase;
 use labeljob_api::v1alpha1::CredentialsSpec;
@@ -79,5 +80,30 @@ async fn no_credentials_means_no_env_from_for_workload_identity() {
         assert!(secrets.is_empty(), "{job} Job: {secrets:?}");
         let pod = &h.fake.object(&h.job(job))["spec"]["template"]["spec"];
         assert_eq!(pod["serviceAccountName"], json!("labeljob-worker"), "the identity to bind");
+    }
+}
+
+#[tokio::test]
+async fn secret_values_never_reach_children_or_events() {
+    let h = Harness::new(sample("labeljob-azure.yaml"));
+    let key = "c2VjcmV0LWFjY291bnQta2V5LXZhbHVlLTEyMzQ1Njc4OTA=";
+    h.fake.insert(
+        &format!("/api/v1/namespaces/{}/secrets/azure-credentials", super::tests::NS),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "azure-credentials"},
+               "stringData": {"AZURE_STORAGE_ACCOUNT_NAME": "photosacct", "AZURE_STORAGE_ACCOUNT_KEY": key}}),
+    );
+    secrets_of_each_job(&h).await;
+    h.complete("merge");
+    h.pass().await.expect("succeeds");
+    assert_eq!(h.phase(), Some(Phase::Succeeded));
+    // the pods get the Secret by reference only: no value is copied into what the operator writes
+    for r in h.fake.requests().iter().filter(|r| !r.path.contains("/secrets/")) {
+        let body = r.body.to_string();
+        assert!(
+            !body.contains(key) && !body.contains("photosacct"),
+            "{} {} carries a Secret value",
+            r.method,
+            r.path
+        );
     }
 }
