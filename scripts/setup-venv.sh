@@ -40,7 +40,7 @@ log "installing helm-sdkpy==$HELM_SDKPY_VERSION (--ignore-requires-python)"
 "${pip[@]}" install --quiet --ignore-requires-python "helm-sdkpy==$HELM_SDKPY_VERSION" >&2
 
 "$VPY" - <<'PY' >&2
-import numpy, PIL, onnxruntime, pycocotools.coco, boto3, azure.storage.blob, tritonclient.http, pytest, yaml
+import numpy, PIL, onnxruntime, pycocotools.coco, boto3, tritonclient.http, pytest, yaml
 print("numpy", numpy.__version__, "| pillow", PIL.__version__, "| onnxruntime", onnxruntime.__version__,
       "| boto3", boto3.__version__, "| pytest", pytest.__version__, "| pyyaml", yaml.__version__)
 PY
