@@ -20,8 +20,10 @@ system-deps: ## Debian packages needed to build (cmake, nasm for libjpeg-turbo)
 	scripts/install-system-deps.sh
 
 .PHONY: test-deps
-test-deps: ## Debian packages needed by the tests (+ Ceph RADOS Gateway), venv, ORT
+test-deps: ## Debian packages needed by the tests (+ Ceph RADOS Gateway), Azurite, fake-gcs-server, venv, ORT
 	scripts/install-system-deps.sh --test
+	scripts/az-server.sh install
+	scripts/gcs-server.sh install
 	scripts/setup-venv.sh >/dev/null
 	scripts/fetch-ort.sh >/dev/null
 
@@ -42,7 +44,7 @@ demo: build ort ## Label the fixture photos: out/demo/{annotations,results,repor
 	@echo "open out/demo/preview.png"
 
 .PHONY: test
-test: test-deps build ## Every test: Rust (unit, reconcile, S3), Python (pycocotools, reference ORT, OIP client), Helm lint (not the kind e2e: make e2e)
+test: test-deps build ## Every test: Rust (unit, reconcile, S3, Azure, GCS), Python (pycocotools, reference ORT, OIP client), Helm lint (not the kind e2e: make e2e)
 	cargo test --release --workspace -- --include-ignored
 	$(VENV_PY) -m pytest -q tests/python
 	$(MAKE) --no-print-directory helm-lint

@@ -15,6 +15,8 @@ pub mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_stores;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

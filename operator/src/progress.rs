@@ -8,6 +8,8 @@ use labeljob_api::LabelJob;
 use serde::Deserialize;
 
 mod store;
+#[cfg(test)]
+mod store_tests;
 pub use store::{StoreProgress, secret_vars};
 
 pub use labeljob_store::ShardProgress;

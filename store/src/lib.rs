@@ -2,6 +2,8 @@
 //!
 //! - [`Location`]: one prefix in object storage (`file://`, `s3://`, `gs://`, `az://`) with
 //!   atomic `put`, race-free `put_if_absent`, multipart `put_file`, sorted `list`.
+//! - [`cloud`]: the cloud clients' configuration (variables, endpoints) and which credentials
+//!   they use.
 //! - [`InputSource`]: the input side of a LabelJob — a store prefix or an `http(s)://` URL
 //!   list — listed with the job's globs into [`ManifestEntry`]s and fetched with retries.
 //! - [`manifest`]: the frozen input listing (`manifest.jsonl`) and contiguous shard ranges.
@@ -14,6 +16,7 @@
 //!
 //! All fallible functions return [`StoreError`].
 
+pub mod cloud;
 pub mod input;
 pub mod layout;
 pub mod location;
@@ -70,11 +73,14 @@ pub enum StoreError {
         #[source]
         source: object_store::path::Error,
     },
-    /// Building the object store client for a URI failed (missing bucket, bad config).
-    #[error("cannot configure object store for {uri}")]
+    /// Building the object store client for a URI failed (missing bucket, bad config,
+    /// unreadable credentials).
+    #[error("cannot configure object store for {uri} (credentials: {credentials})")]
     Configure {
         /// The location's URI.
         uri: String,
+        /// Which credentials were configured, and where from (names, never values).
+        credentials: String,
         /// The builder's error.
         #[source]
         source: object_store::Error,
@@ -84,6 +90,19 @@ pub enum StoreError {
     NotFound {
         /// Full URI of the missing object.
         uri: String,
+    },
+    /// The store refused a request (HTTP 401/403): wrong, expired or insufficient credentials.
+    #[error("{op} {uri}: the store refused the credentials ({credentials})")]
+    Denied {
+        /// The operation (`get`, `put`, `list`, …).
+        op: &'static str,
+        /// Full URI of the object or prefix.
+        uri: String,
+        /// Which credentials were used, and where from (names, never values).
+        credentials: String,
+        /// The store's error.
+        #[source]
+        source: Box<object_store::Error>,
     },
     /// An object store operation failed.
     #[error("{op} {uri} failed")]

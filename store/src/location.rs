@@ -4,11 +4,13 @@
 //! (or `azure://`) parse into an object_store client plus a prefix. Cloud clients are configured
 //! from the process environment (`AWS_*`: static keys, IRSA web identity, EKS Pod Identity,
 //! IMDS; `GOOGLE_*`; `AZURE_*`) and/or explicit variables ([`StoreOptions`]), e.g. the keys of
-//! a LabelJob's credentials Secret read by the operator. For S3 with an endpoint set
-//! (`AWS_ENDPOINT_URL[_S3]`, `AWS_ENDPOINT`) requests are path-style and an `http://` endpoint
-//! allows plain HTTP unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` / `AWS_ALLOW_HTTP` say otherwise.
+//! a LabelJob's credentials Secret read by the operator; see [`crate::cloud`] for endpoints.
 //! Request/connect timeouts and retries come from [`StoreOptions::retry`] unless the
 //! environment sets `*_TIMEOUT` / `*_CONNECT_TIMEOUT`.
+//!
+//! A request the store refuses (HTTP 401/403) or a client that cannot be configured is
+//! reported with the URI and the credentials in use ([`credential_source`]: variable names
+//! and where they came from, never their values).
 //!
 //! Writes are atomic (readers never see a partial object): object stores are atomic per
 //! PUT, and `file://` (object_store's `LocalFileSystem`) writes a staging file and renames it.
@@ -20,14 +22,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
+use crate::cloud::{azure_builder, credential_source, gcs_builder, s3_builder};
 use crate::{Result, RetryPolicy, StoreError, init_crypto};
 
 /// Files at least this large go up as multipart uploads, in parts of this size.
@@ -45,6 +45,8 @@ pub struct StoreOptions {
     pub ignore_process_env: bool,
     /// Retries of cloud requests.
     pub retry: RetryPolicy,
+    /// Where `vars` came from, for error messages (e.g. `Secret ns/name`).
+    pub origin: Option<String>,
 }
 
 impl StoreOptions {
@@ -54,11 +56,28 @@ impl StoreOptions {
             vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
             ignore_process_env: true,
             retry: RetryPolicy::default(),
+            origin: None,
+        }
+    }
+
+    /// The same options, saying in error messages that they came from `origin`.
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Where the configuration comes from, as error messages say it.
+    pub(crate) fn origin(&self) -> String {
+        match (&self.origin, self.ignore_process_env, self.vars.is_empty()) {
+            (Some(origin), _, _) => origin.clone(),
+            (None, true, _) => "the given variables".into(),
+            (None, false, true) => "the environment".into(),
+            (None, false, false) => "the given variables and the environment".into(),
         }
     }
 
     /// A variable from `vars`, else (unless ignored) from the process environment.
-    fn lookup(&self, key: &str) -> Option<String> {
+    pub(crate) fn lookup(&self, key: &str) -> Option<String> {
         self.vars.get(key).cloned().or_else(|| match self.ignore_process_env {
             true => None,
             false => std::env::var(key).ok(),
@@ -67,7 +86,7 @@ impl StoreOptions {
 
     /// Request and connect timeouts from the retry policy, for the client keys the
     /// environment (`{prefix}TIMEOUT`, `{prefix}CONNECT_TIMEOUT`) does not set.
-    fn timeouts(&self, prefix: &str) -> Vec<(ClientConfigKey, String)> {
+    pub(crate) fn timeouts(&self, prefix: &str) -> Vec<(ClientConfigKey, String)> {
         let policy = &self.retry;
         [
             ("TIMEOUT", ClientConfigKey::Timeout, policy.request_timeout),
@@ -80,7 +99,10 @@ impl StoreOptions {
     }
 
     /// The explicit variables whose name starts with `prefix`, lower-cased (object_store keys).
-    fn vars_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, &'a str)> + 'a {
+    pub(crate) fn vars_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (String, &'a str)> + 'a {
         self.vars
             .iter()
             .filter(move |(k, _)| k.starts_with(prefix))
@@ -103,6 +125,8 @@ pub struct ObjectInfo {
 #[derive(Clone, Debug)]
 pub struct Location {
     uri: String,
+    /// Which credentials the client uses ([`credential_source`]); empty for `file://`.
+    credentials: Arc<str>,
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     local_dir: Option<std::path::PathBuf>,
@@ -129,7 +153,9 @@ impl Location {
         let prefix = Path::parse(prefix)
             .map_err(|source| StoreError::InvalidKey { key: prefix.to_string(), source })?;
         init_crypto();
-        let configure = |source| StoreError::Configure { uri: uri.to_string(), source };
+        let credentials = credential_source(scheme, options);
+        let configure =
+            |source| StoreError::Configure { uri: uri.to_string(), credentials: credentials.clone(), source };
         let store: Arc<dyn ObjectStore> = match scheme {
             "s3" | "s3a" => Arc::new(s3_builder(bucket, options).build().map_err(configure)?),
             "gs" => Arc::new(gcs_builder(bucket, options).build().map_err(configure)?),
@@ -141,7 +167,7 @@ impl Location {
             "" => format!("{scheme}://{bucket}"),
             p => format!("{scheme}://{bucket}/{p}"),
         };
-        Ok(Location { uri, store, prefix, local_dir: None })
+        Ok(Location { uri, credentials: credentials.into(), store, prefix, local_dir: None })
     }
 
     fn parse_file(uri: &str) -> Result<Location> {
@@ -155,10 +181,16 @@ impl Location {
         }
         Ok(Location {
             uri: format!("file:///{}", prefix.as_ref()),
+            credentials: "".into(),
             store: Arc::new(LocalFileSystem::new()),
             prefix,
             local_dir: Some(dir),
         })
+    }
+
+    /// Which credentials the client uses and where they come from (names, never values).
+    pub fn credentials(&self) -> &str {
+        &self.credentials
     }
 
     /// The location's URI, normalised (no trailing `/`).
@@ -201,6 +233,12 @@ impl Location {
     fn store_err(&self, op: &'static str, rel: &str, source: object_store::Error) -> StoreError {
         match source {
             object_store::Error::NotFound { .. } => StoreError::NotFound { uri: self.child_uri(rel) },
+            source if is_refused(&source) => StoreError::Denied {
+                op,
+                uri: self.child_uri(rel),
+                credentials: self.credentials.to_string(),
+                source: Box::new(source),
+            },
             source => StoreError::ObjectStore { op, uri: self.child_uri(rel), source },
         }
     }
@@ -345,62 +383,26 @@ impl Location {
     }
 }
 
-/// S3: the environment, explicit variables, path-style and HTTP for custom endpoints.
-fn s3_builder(bucket: &str, options: &StoreOptions) -> AmazonS3Builder {
-    let mut b = if options.ignore_process_env { AmazonS3Builder::new() } else { AmazonS3Builder::from_env() };
-    for (key, value) in options.timeouts("AWS_") {
-        b = b.with_config(AmazonS3ConfigKey::Client(key), value);
+/// Whether the store refused the request's credentials: HTTP 401 or 403. Most operations
+/// report them as `PermissionDenied` / `Unauthenticated`; some (Azure and GCS listings) wrap
+/// the HTTP error in `Generic`, whose status object_store does not expose by type, so the
+/// cause chain is read for the status its HTTP error prints.
+fn is_refused(err: &object_store::Error) -> bool {
+    if matches!(
+        err,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) {
+        return true;
     }
-    for (key, value) in options.vars_with_prefix("AWS_") {
-        if let Ok(key) = key.parse::<AmazonS3ConfigKey>() {
-            b = b.with_config(key, value);
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if ["status code: 401 Unauthorized", "status code: 403 Forbidden"].iter().any(|s| text.contains(s)) {
+            return true;
         }
+        next = e.source();
     }
-    let endpoint =
-        ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"].iter().find_map(|k| options.lookup(k));
-    if let Some(endpoint) = endpoint {
-        if options.lookup("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_none() {
-            b = b.with_virtual_hosted_style_request(false);
-        }
-        if endpoint.starts_with("http://") && options.lookup("AWS_ALLOW_HTTP").is_none() {
-            b = b.with_allow_http(true);
-        }
-    }
-    b.with_url(format!("s3://{bucket}")).with_retry(options.retry.object_store_config())
-}
-
-/// GCS: `GOOGLE_*` (service account file/key, application credentials) or the metadata server.
-fn gcs_builder(bucket: &str, options: &StoreOptions) -> GoogleCloudStorageBuilder {
-    let mut b = match options.ignore_process_env {
-        true => GoogleCloudStorageBuilder::new(),
-        false => GoogleCloudStorageBuilder::from_env(),
-    };
-    for (key, value) in options.timeouts("GOOGLE_") {
-        b = b.with_config(GoogleConfigKey::Client(key), value);
-    }
-    for (key, value) in options.vars_with_prefix("GOOGLE_") {
-        if let Ok(key) = key.parse::<GoogleConfigKey>() {
-            b = b.with_config(key, value);
-        }
-    }
-    b.with_url(format!("gs://{bucket}")).with_retry(options.retry.object_store_config())
-}
-
-/// Azure Blob: `AZURE_*` (account name/key, SAS, client secret, federated token file).
-fn azure_builder(container: &str, options: &StoreOptions) -> MicrosoftAzureBuilder {
-    let mut b = match options.ignore_process_env {
-        true => MicrosoftAzureBuilder::new(),
-        false => MicrosoftAzureBuilder::from_env(),
-    };
-    for (key, value) in options.timeouts("AZURE_") {
-        b = b.with_config(AzureConfigKey::Client(key), value);
-    }
-    for (key, value) in options.vars_with_prefix("AZURE_") {
-        if let Ok(key) = key.parse::<AzureConfigKey>() {
-            b = b.with_config(key, value);
-        }
-    }
-    b.with_url(format!("az://{container}")).with_retry(options.retry.object_store_config())
+    false
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `s3://` against a real S3 server: Ceph's RADOS Gateway on 127.0.0.1, started by this test
 //! with `scripts/s3-server.sh` and stopped (by the PIDs in its directory) when the guard
 //! drops, also on panic. Covers put/get/head/list/delete, put_if_absent (412 → `false`, one
-//! winner under concurrency), multipart `put_file`, plan and input fetch, progress objects.
+//! winner under concurrency), multipart `put_file`, plan and input fetch, progress objects, and
+//! a wrong secret refused naming the URI and the credentials, not their values.
 //!
 //! Run: `cargo test -p labeljob-store -- --include-ignored` (needs `scripts/s3-server.sh install`).
 
@@ -202,7 +203,14 @@ async fn explicit_options_and_bad_credentials(server: &S3Server) {
     let opts = StoreOptions::from_vars(vars.iter().filter(|(k, _)| k.starts_with("AWS_")));
     let bad = Location::parse_with(&format!("s3://{}/http", server.bucket()), &opts).expect("location");
     let err = bad.get("ok.txt").await.expect_err("signature mismatch");
-    assert!(matches!(err, StoreError::ObjectStore { op: "get", .. }), "{err:?}");
+    assert!(matches!(err, StoreError::Denied { op: "get", .. }), "{err:?}");
+    let text = labeljob_api::error_chain(&err);
+    assert!(text.contains(&format!("s3://{}/http/ok.txt", server.bucket())), "{text}");
+    assert!(text.contains("static keys AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY"), "{text}");
+    assert!(
+        !text.contains("wrong-secret") && !text.contains(server.vars["AWS_SECRET_ACCESS_KEY"].as_str()),
+        "{text}"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! `spec.output.credentials` (else `spec.input.credentials`) in the LabelJob's namespace, whose
 //! keys (`AWS_*`, `GOOGLE_*`, `AZURE_*`) become the store options (the operator's own
 //! environment is then ignored); without a Secret, the operator's environment (workload
-//! identity, IRSA, instance metadata).
+//! identity, IRSA, instance metadata). Store errors name the Secret as the credentials' origin.
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
@@ -36,6 +36,7 @@ impl StoreProgress {
                     .await
                     .map_err(|source| ProgressError::Secret { name: c.secret_name.clone(), source })?;
                 StoreOptions::from_vars(secret_vars(&secret))
+                    .with_origin(format!("Secret {ns}/{}", c.secret_name))
             }
             None => StoreOptions::default(),
         };
