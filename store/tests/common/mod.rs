@@ -163,6 +163,7 @@ pub async fn plan_input_and_progress(images_uri: &str, options: &StoreOptions, o
         credentials: None,
         max_images: None,
         allow_private_networks: false,
+        dedup: Default::default(),
     };
     let input = InputSource::with_options(&spec, options).expect("input");
     let manifest = plan(&input, output).await.expect("plan");
