@@ -13,6 +13,7 @@
 //! stems.jsonl                     merge: image → file stem of the per-image formats
 //! yolo/ voc/ cvat/ labelstudio/   merge: the other output.formats
 //! review/                         merge: the review set (annotations.json, stems.jsonl, …)
+//! run.lock                        labeljob run: the running process (one run per output)
 //! ```
 //!
 //! Shard numbers have at least 5 digits (`shard-00003.json`), so keys sort by index.
@@ -39,6 +40,8 @@ pub const DUPLICATES: &str = "duplicates.jsonl";
 pub const STEMS: &str = "stems.jsonl";
 /// Directory of the review set.
 pub const REVIEW_DIR: &str = "review";
+/// Held by a running `labeljob run` (host, pid, start): one run per output.
+pub const RUN_LOCK: &str = "run.lock";
 
 const SHARD_FILE_PREFIX: &str = "shard-";
 const SHARD_FILE_SUFFIX: &str = ".json";

@@ -83,3 +83,29 @@ def test_resume_says_when_the_listing_differs(tmp_path, labeljob_bin, run_env):
     assert "the input lists differently from the frozen manifest (1 added, 1 removed, 0 changed)" in proc.stderr, proc.stderr
     assert "overwrite: Replace" in proc.stderr
     assert "zz-added.jpg" not in labelled(out), "Resume keeps the frozen listing"
+
+
+def test_two_runs_never_share_an_output(tmp_path, labeljob_bin, run_env):
+    """A run holds OUTPUT/run.lock: a second run on the output is refused naming the holder;
+    a lock left by a killed run (its process is gone) is taken over; the lock is removed at the end."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    job = write_job_fixed(tmp_path / "job.yaml", PHOTOS, out, 1, "Resume")
+    out.mkdir()
+    host = open("/proc/sys/kernel/hostname").read().strip() or socket.gethostname()
+    lock = out / "run.lock"
+    lock.write_text(json.dumps({"host": host, "pid": os.getpid(), "started": "2026-01-01T00:00:00Z"}))
+    proc = run_labeljob(labeljob_bin, run_env, "run", job, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert f"run.lock is in use by another `labeljob run` (pid {os.getpid()} on {host}" in proc.stderr, proc.stderr
+    assert not (out / "annotations.json").exists(), "the refused run wrote nothing"
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"host": host, "pid": int(gone.stdout), "started": "2026-01-01T00:00:00Z"}))
+    proc = run_labeljob(labeljob_bin, run_env, "run", job)
+    assert "labelled 13 of 13 images" in proc.stdout
+    assert not lock.exists(), "released at the end"

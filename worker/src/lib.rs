@@ -8,6 +8,7 @@ pub mod detector;
 pub mod export;
 pub mod imaging;
 pub mod job;
+pub mod lock;
 pub mod merge;
 pub mod model;
 pub mod oip_client;

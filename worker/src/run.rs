@@ -1,6 +1,7 @@
 //! `labeljob run FILE`: the whole LabelJob in one process — plan, every shard (concurrently, up
 //! to `workers.parallelism`, sharing one detector), merge — with a progress bar (done/total,
 //! img/s, ETA) and a one-line summary. Killed and run again, it redoes only unfinished shards.
+//! The output is locked for the run (`run.lock`), so two runs never write one output at once.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::detector::Detector;
 use crate::job::JobContext;
+use crate::lock::{LockError, RunLock};
 use crate::merge::{MergeError, MergeSummary, merge};
 use crate::shard::{Counters, ShardError, ShardOutcome, ShardRunner};
 use crate::stages::{PlanError, plan};
@@ -27,6 +29,9 @@ pub enum RunError {
     /// The merge failed.
     #[error(transparent)]
     Merge(#[from] MergeError),
+    /// Another run holds the output.
+    #[error(transparent)]
+    Locked(#[from] LockError),
 }
 
 /// What a run did.
@@ -51,6 +56,18 @@ impl RunSummary {
 
 /// Run every stage of `ctx` with `detector`; `show_progress` draws a bar on stderr.
 pub async fn run_job(
+    ctx: Arc<JobContext>,
+    detector: Arc<dyn Detector>,
+    decoders: usize,
+    show_progress: bool,
+) -> Result<RunSummary, RunError> {
+    let lock = RunLock::acquire(&ctx.output).await?;
+    let result = run_locked(ctx, detector, decoders, show_progress).await;
+    lock.release().await;
+    result
+}
+
+async fn run_locked(
     ctx: Arc<JobContext>,
     detector: Arc<dyn Detector>,
     decoders: usize,
