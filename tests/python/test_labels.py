@@ -81,6 +81,8 @@ def test_every_format_is_read_by_the_real_importers(tmp_path, labeljob_bin, run_
         assert per_class == dict(want_per_class), fmt
     assert got["checks"]["max_diff_px"]["voc"] <= 1.0 and got["checks"]["max_diff_px"]["yolo"] <= 0.011
     assert got["labelstudio"]["validation"], "label-studio-sdk validated the predictions"
+    print(f"\nformats: {len(coco['images'])} images, per class {dict(want_per_class)}, "
+          f"max |box - COCO| px {got['checks']['max_diff_px']}")
     gt = COCO(str(out / "annotations.json"))
     dt = gt.loadRes(str(out / "results.json"))
     assert len(dt.getAnnIds()) == len(coco["annotations"]) > 0
@@ -103,6 +105,7 @@ def test_review_holds_exactly_the_uncertain_images(tmp_path, labeljob_bin, run_e
     report = json.loads((out / "report.json").read_text())
     assert report["images"]["review"] == len(want)
     assert f"{len(want)} to review" in proc.stdout
+    print(f"\nreview band [{above}, {below}): {len(review_uris)} to review, {len(main_uris)} in main")
 
     # Flag mode: every image stays in the main set, the uncertain ones flagged.
     text = path.read_text().replace(f"below: {below}}}", f"below: {below}, mode: Flag}}")
@@ -173,6 +176,9 @@ def test_duplicates_are_labelled_once(tmp_path, labeljob_bin, run_env, shards):
     # copies too, found both by imagehash and by LabelJob.
     assert perc[2] == want_perceptual, (perc[2], want_perceptual)
     assert set(exact) | set(near) <= set(perc[2])
+    print(f"\ndedup, {shards} shard(s), {n} images: model runs none/exact/perceptual = "
+          f"{none[1]['images']['modelRuns']}/{exact_run[1]['images']['modelRuns']}/{perc[1]['images']['modelRuns']}; "
+          f"exact copies {sorted(exact_run[2])}; perceptual {perc[2]}")
     if shards == 1:
         assert exact_run[1]["images"]["modelRuns"] == n - len(exact)
         assert perc[1]["images"]["modelRuns"] == n - len(perc[2])
@@ -212,7 +218,9 @@ def test_class_rules_change_exactly_what_they_say(tmp_path, labeljob_bin, run_en
     got = boxes_by_uri(load(out))
     want = {u: [b for b in bs if b[2] >= th.get(b[0], 0.5)] for u, bs in boxes_by_uri(raw_run).items()}
     assert got == want
-    assert sum(map(len, want.values())) != sum(map(len, boxes_by_uri(raw_run).values())), "the rule removes boxes"
+    raw_n = sum(map(len, boxes_by_uri(raw_run).values()))
+    assert sum(map(len, want.values())) != raw_n, "the rule removes boxes"
+    print(f"\nclassThresholds: {raw_n} raw boxes → {sum(map(len, got.values()))}")
 
     path, out = job(tmp_path, "agnostic", PHOTOS,
                     "  postprocess:\n    scoreThreshold: 0.3\n    agnosticNms: true\n    iouThreshold: 0.5\n")
@@ -221,6 +229,7 @@ def test_class_rules_change_exactly_what_they_say(tmp_path, labeljob_bin, run_en
     want = {u: greedy_agnostic(bs, 0.5) for u, bs in boxes_by_uri(raw_run).items()}
     assert got == want
     assert want != boxes_by_uri(raw_run), "two classes fire on one object in the fixtures"
+    print(f"agnosticNms: {raw_n} raw boxes → {sum(map(len, got.values()))}")
 
     path, out = job(tmp_path, "classmap", PHOTOS,
                     "  postprocess:\n    scoreThreshold: 0.3\n    classMap: {cat: pet, dog: pet, person: human}\n")
