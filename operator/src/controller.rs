@@ -9,6 +9,7 @@ pub mod build;
 pub mod observe;
 pub mod plan;
 pub mod status;
+pub mod throughput;
 pub mod validate;
 
 #[cfg(test)]
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use labeljob_api::{LabelJob, Phase};
@@ -34,6 +35,7 @@ pub use build::OperatorConfig;
 
 use crate::FINALIZER;
 use crate::error::{Error, Result};
+use crate::events::EventRecorder;
 use crate::metrics::Metrics;
 use crate::progress::ProgressSource;
 
@@ -42,7 +44,7 @@ pub struct Context {
     /// Kubernetes client.
     pub client: Client,
     /// Publishes Events about LabelJobs.
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     /// Controller metrics.
     pub metrics: Arc<Metrics>,
     /// Operator settings that shape the children.
@@ -57,7 +59,7 @@ impl Context {
     /// A context for the controller.
     pub fn new(
         client: Client,
-        recorder: Recorder,
+        recorder: EventRecorder,
         metrics: Arc<Metrics>,
         config: OperatorConfig,
         progress: Arc<dyn ProgressSource>,

@@ -12,7 +12,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::ListParams;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client};
 use labeljob_api::LabelJob;
@@ -22,6 +21,7 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 use crate::admin::{self, Health};
 use crate::args::{Args, LogFormat};
 use crate::controller::{Context, OperatorConfig, error_policy, reconcile};
+use crate::events::EventRecorder;
 use crate::leader::LeaderElection;
 use crate::metrics::Metrics;
 use crate::{FIELD_MANAGER, JOB_LABEL};
@@ -161,10 +161,7 @@ pub async fn run(args: Args) -> Result<(), RuntimeError> {
         leadership = Some((elector, rx, task));
     }
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter { controller: FIELD_MANAGER.into(), instance: Some(identity) },
-    );
+    let recorder = EventRecorder::new(client.clone(), FIELD_MANAGER, Some(identity));
     let config = OperatorConfig {
         worker_image,
         image_pull_policy: worker_image_pull_policy,
