@@ -8,12 +8,12 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use labeljob_api::{LabelJob, LabelJobStatus, Phase};
 use serde_json::{Value, json};
 
 use super::{Context, OperatorConfig, error_policy, reconcile};
 use crate::error::Result;
+use crate::events::EventRecorder;
 use crate::fixtures::{FakeApiServer, labeljob_path, sample, stored};
 use crate::metrics::Metrics;
 use crate::progress::{PlanSummary, ProgressError, ProgressSource, ShardProgress};
@@ -50,8 +50,7 @@ pub struct Harness {
 pub const NS: &str = "ns";
 
 fn context(client: &kube::Client, progress: Arc<FakeProgress>) -> Arc<Context> {
-    let recorder =
-        Recorder::new(client.clone(), Reporter { controller: "labeljob-operator".into(), instance: None });
+    let recorder = EventRecorder::new(client.clone(), "labeljob-operator", None);
     let (_registry, metrics) = Metrics::new_registry();
     Arc::new(Context::new(client.clone(), recorder, Arc::new(metrics), OperatorConfig::default(), progress))
 }
@@ -160,6 +159,16 @@ impl Harness {
         );
     }
 
+    /// Move the status' `progressTime` `secs` into the past, as if that long passed since.
+    pub fn backdate_progress(&self, secs: i64) {
+        let mut obj = self.fake.object(&self.lj_path());
+        let t: Timestamp =
+            obj["status"]["progressTime"].as_str().expect("progressTime").parse().expect("time");
+        obj["status"]["progressTime"] =
+            json!((t - k8s_openapi::jiff::SignedDuration::from_secs(secs)).to_string());
+        self.fake.insert(&self.lj_path(), obj);
+    }
+
     /// Drive a new job to Running (plan done, inference ready, shards Job created).
     pub async fn to_running(&self) {
         self.start().await;
@@ -203,6 +212,33 @@ async fn invalid_spec_sets_spec_valid_false_and_creates_nothing() {
         Some("True")
     );
     assert_eq!(s.observed_generation, Some(2));
+    h.fake.assert_requests_allowed_by_rbac();
+}
+
+#[tokio::test]
+async fn a_253_character_name_still_gets_its_invalid_spec_event() {
+    // The longest name the apiserver allows: cut at the Event name's limit it would end in `-`.
+    let name: String = "job-".repeat(64).chars().take(253).collect();
+    let mut lj = sample("labeljob-minimal.yaml");
+    lj.metadata.name = Some(name.clone());
+    let h = Harness::new(lj);
+    h.pass().await.expect("adds finalizer");
+    let err = h.pass().await.expect_err("invalid");
+    assert_eq!(err.category(), "InvalidSpec");
+    let events = h.fake.events(NS);
+    assert_eq!(events.len(), 1, "the apiserver accepted the Event: {:?}", h.fake.requests().last());
+    let e = &events[0];
+    assert_eq!((e["reason"].as_str(), e["type"].as_str()), (Some("InvalidSpec"), Some("Warning")));
+    assert_eq!(e["regarding"]["name"].as_str(), Some(name.as_str()), "regarding names the LabelJob in full");
+    let event_name = e["metadata"]["name"].as_str().expect("name");
+    assert!(event_name.len() <= 253 && super::validate::is_dns_subdomain(event_name), "{event_name}");
+    assert!(e["note"].as_str().is_some_and(|n| n.contains("at most 53 fit")), "{}", e["note"]);
+
+    // The same failure again is counted on that Event, not published anew.
+    h.pass().await.expect_err("still invalid");
+    let events = h.fake.events(NS);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["series"]["count"], 2);
     h.fake.assert_requests_allowed_by_rbac();
 }
 
