@@ -40,6 +40,8 @@ pub struct JobState {
     pub failed_indexes: u32,
     /// `spec.suspend`.
     pub suspended: bool,
+    /// `status.startTime`.
+    pub start_time: Option<Time>,
     /// `status.completionTime`.
     pub completion_time: Option<Time>,
 }
@@ -80,6 +82,7 @@ impl JobState {
             succeeded,
             failed_indexes: status.failed_indexes.as_deref().map(count_indexes).unwrap_or(0),
             suspended: job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false),
+            start_time: status.start_time,
             completion_time: status.completion_time,
         }
     }
