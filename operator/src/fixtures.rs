@@ -121,7 +121,8 @@ impl State {
 
     fn notify(&mut self, type_: &'static str, key: String, obj: Value) {
         self.watchers.retain(|w| {
-            !watched_by(&w.path, &w.selector, &key, &obj) || w.tx.unbounded_send(watch_line(type_, &obj)).is_ok()
+            !watched_by(&w.path, &w.selector, &key, &obj)
+                || w.tx.unbounded_send(watch_line(type_, &obj)).is_ok()
         });
         self.history.push((self.rv, type_, key, obj));
         if let Some(changed) = &self.changed {
@@ -307,7 +308,8 @@ impl FakeApiServer {
                 let method = parts.method.to_string();
                 let path = parts.uri.path().to_string();
                 let query = parts.uri.query().unwrap_or_default().to_string();
-                let watch = method == "GET" && query_param(&query, "watch").is_some_and(|w| w == "true" || w == "1");
+                let watch =
+                    method == "GET" && query_param(&query, "watch").is_some_and(|w| w == "true" || w == "1");
                 let answer = match parse_path(&path) {
                     Some(p) => {
                         let mut s = st.lock().expect("fake state");
@@ -319,7 +321,8 @@ impl FakeApiServer {
                             body: body.clone(),
                         });
                         if watch && p.name.is_none() {
-                            let events = s.watch(&p, &query).map(|line| Ok::<_, Infallible>(Frame::data(line)));
+                            let events =
+                                s.watch(&p, &query).map(|line| Ok::<_, Infallible>(Frame::data(line)));
                             Err(StreamBody::new(events).boxed_unsync())
                         } else {
                             Ok(s.handle(&method, &p, &query, &ctype, &body))
