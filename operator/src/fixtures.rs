@@ -211,6 +211,7 @@ impl State {
             }
             ("PATCH", Some(_)) => {
                 let existing = self.objects.get(&key).cloned();
+                let before = existing.clone();
                 let mut obj = match (ctype, existing, p.sub.as_deref()) {
                     (_, None, Some(_)) => return not_found(),
                     (c, None, None) if c.starts_with("application/apply-patch") => {
@@ -249,6 +250,10 @@ impl State {
                         old
                     }
                 };
+                if before.as_ref() == Some(&obj) {
+                    // A no-op (e.g. applying what is there): no new resourceVersion, no event.
+                    return (200, obj);
+                }
                 self.stamp(&mut obj, p, false);
                 let finalizers_empty = obj["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
                 if !obj["metadata"]["deletionTimestamp"].is_null() && finalizers_empty {

@@ -3,7 +3,10 @@
 //! apiserver while a stand-in for the Job and Deployment controllers moves the children along
 //! (pods start, the plan and the shards finish, the store gets `plan.json` and the progress
 //! files), and the test counts reconcile passes and apiserver requests over a 2-image job's
-//! whole life, the credentials Secret read through the real `StoreProgress` included.
+//! whole life, the credentials Secret read through the real `StoreProgress` included. Now: 15
+//! passes, 42 requests (32 besides the start-up LIST+WATCH); with the wiring before the watch
+//! caches (a GET of every child and an apply of every wanted child each pass, status writes
+//! echoing back as passes): 17 passes, 187 requests.
 //!
 //! Time is tokio's paused clock: it moves only when every task waits, straight to the next
 //! timer. The stand-in's durations (the plan takes 5 s, inference 30 s to become available, the
