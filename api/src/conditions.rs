@@ -1,5 +1,9 @@
 //! The condition vocabulary of `LabelJob.status.conditions`: types, reasons, and a merge that
-//! keeps `lastTransitionTime` when a condition's status did not change.
+//! keeps `lastTransitionTime` when a condition's status did not change. The operator writes
+//! every type in [`ALL`] on every pass of a valid job (an invalid spec gets only `SpecValid`).
+//! There is no `Ready` condition: a LabelJob is a batch job, and like a `batch/v1` Job it ends
+//! `Complete` (True on success); wait with
+//! `kubectl wait --for=jsonpath='{.status.phase}'=Succeeded` or `--for=condition=Complete`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -15,6 +19,9 @@ pub const MERGED: &str = "Merged";
 pub const COMPLETE: &str = "Complete";
 /// The job is suspended.
 pub const SUSPENDED: &str = "Suspended";
+
+/// Every condition type the operator writes, sorted as in the status.
+pub const ALL: [&str; 6] = [COMPLETE, INFERENCE_READY, MERGED, SHARDS_COMPLETE, SPEC_VALID, SUSPENDED];
 
 /// Build a condition at `now` for `generation`.
 pub fn condition(

@@ -81,4 +81,30 @@ mod tests {
         }
         assert!(yaml.contains("format: int64") && !yaml.contains("uint32") && !yaml.contains("uint64"));
     }
+
+    #[test]
+    fn conditions_doc_names_exactly_the_conditions_written() {
+        let crd = serde_json::to_value(crd()).expect("json");
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let desc = schema["properties"]["status"]["properties"]["conditions"]["description"]
+            .as_str()
+            .expect("documented");
+        let desc = desc.split_whitespace().collect::<Vec<_>>().join(" ");
+        for t in crate::conditions::ALL {
+            assert!(desc.contains(&format!("`{t}` (")), "{t} is written but not documented: {desc}");
+        }
+        // `Ready` may only be named to say it is not written.
+        assert_eq!(desc.matches("`Ready`").count(), desc.matches("no `Ready` condition").count(), "{desc}");
+    }
+
+    #[test]
+    fn printer_columns_show_eta_and_wide_details() {
+        let crd = crd();
+        let cols = crd.spec.versions[0].additional_printer_columns.clone().unwrap_or_default();
+        let shown = |p: i32| -> Vec<String> {
+            cols.iter().filter(|c| c.priority.unwrap_or(0) == p).map(|c| c.name.clone()).collect()
+        };
+        assert_eq!(shown(0), ["Phase", "Progress", "Img/s", "ETA", "Failed", "Age"]);
+        assert_eq!(shown(1), ["Shards", "Model", "Output"], "kubectl get -o wide");
+    }
 }

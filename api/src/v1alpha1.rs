@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -36,8 +36,12 @@ pub use labels::{DedupAction, DedupMode, DedupSpec, OutputFormat, ReviewMode, Re
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Progress", type_ = "string", json_path = ".status.progress"),
     printcolumn(name = "Img/s", type_ = "number", json_path = ".status.imagesPerSecond"),
+    printcolumn(name = "ETA", type_ = "string", json_path = ".status.eta"),
     printcolumn(name = "Failed", type_ = "integer", json_path = ".status.images.failed"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Shards", type_ = "integer", json_path = ".spec.workers.shards", priority = 1),
+    printcolumn(name = "Model", type_ = "string", json_path = ".status.model", priority = 1),
+    printcolumn(name = "Output", type_ = "string", json_path = ".spec.output.uri", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.maxFailedFraction) || (self.maxFailedFraction >= 0.0 && self.maxFailedFraction <= 1.0)").message("maxFailedFraction must be between 0 and 1"))]
@@ -505,7 +509,13 @@ pub struct LabelJobStatus {
     /// Images done out of the total, e.g. `1200/5000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
-    /// Latest observations: SpecValid, InferenceReady, ShardsComplete, Merged, Ready.
+    /// Latest observations, one condition per type, rewritten every pass: `SpecValid` (the
+    /// spec passed validation; False with reason `InvalidSpec` and the reasons), `InferenceReady`
+    /// (an inference pod is available, or `inference.endpoint` is used), `ShardsComplete` (every
+    /// shard finished), `Merged` (the merged output is written), `Complete` (True once
+    /// Succeeded; False with the failure's reason once Failed, e.g. `ShardsFailed`,
+    /// `EmptyInput`; False `InProgress` before), `Suspended` (`spec.suspend` is in effect).
+    /// There is no `Ready` condition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation of the spec these observations are for.
@@ -517,9 +527,23 @@ pub struct LabelJobStatus {
     /// Shard counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<ShardCounts>,
-    /// Recent throughput in images per second.
+    /// Throughput in images per second. While Running: the recent rate, from the change of
+    /// `images.processed` between observations (smoothed over about 30 s; unset until two
+    /// observations). Once the shards are done: their average over the Running phase only
+    /// (the shards Job's start to its completion), start-up of inference not included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images_per_second: Option<f64>,
+    /// When `images.processed` last changed (or was last found unchanged for 30 s): the base of
+    /// the next `imagesPerSecond` (microsecond precision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_time: Option<MicroTime>,
+    /// Estimated time left while Running, from `imagesPerSecond` and the images left, e.g.
+    /// `4m10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<String>,
+    /// The model: `model.builtin`, or the file name of `model.uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// When the job started running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
@@ -572,7 +596,8 @@ impl std::fmt::Display for Phase {
 pub struct ImageCounts {
     /// Images in the manifest.
     pub total: u64,
-    /// Images done (labelled or failed).
+    /// Images done (labelled or failed). Never decreases while a job runs: a retried shard
+    /// starts its count again, and the total holds until the retry catches up.
     pub processed: u64,
     /// Images that could not be labelled.
     pub failed: u64,

@@ -9,31 +9,40 @@ pub mod build;
 pub mod observe;
 pub mod plan;
 pub mod status;
+pub mod throughput;
 pub mod validate;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_cost;
+#[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
 mod tests_stores;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use labeljob_api::{LabelJob, Phase};
 
 pub use build::OperatorConfig;
+pub use observe::ChildStores;
+
+/// How long a pass waits for the watch caches' first listing before it gives up (and retries).
+pub const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 use crate::FINALIZER;
 use crate::error::{Error, Result};
+use crate::events::EventRecorder;
 use crate::metrics::Metrics;
 use crate::progress::ProgressSource;
 
@@ -42,27 +51,80 @@ pub struct Context {
     /// Kubernetes client.
     pub client: Client,
     /// Publishes Events about LabelJobs.
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     /// Controller metrics.
     pub metrics: Arc<Metrics>,
     /// Operator settings that shape the children.
     pub config: OperatorConfig,
     /// Reads shard progress from the output store.
     pub progress: Arc<dyn ProgressSource>,
+    /// The watch caches of the children (None: read them by GET).
+    pub stores: Option<ChildStores>,
     /// Consecutive failures per LabelJob (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Uids of the children deleted per LabelJob, until the cache no longer shows them.
+    deleted: Mutex<HashMap<String, HashSet<String>>>,
+    /// Reconcile passes so far.
+    passes: AtomicU64,
 }
 
 impl Context {
     /// A context for the controller.
     pub fn new(
         client: Client,
-        recorder: Recorder,
+        recorder: EventRecorder,
         metrics: Arc<Metrics>,
         config: OperatorConfig,
         progress: Arc<dyn ProgressSource>,
     ) -> Self {
-        Context { client, recorder, metrics, config, progress, failures: Mutex::default() }
+        Context {
+            client,
+            recorder,
+            metrics,
+            config,
+            progress,
+            stores: None,
+            failures: Mutex::default(),
+            deleted: Mutex::default(),
+            passes: AtomicU64::new(0),
+        }
+    }
+
+    /// Read the children from these watch caches instead of GETting them.
+    pub fn with_stores(self, stores: ChildStores) -> Self {
+        Context { stores: Some(stores), ..self }
+    }
+
+    /// Reconcile passes so far.
+    pub fn passes(&self) -> u64 {
+        self.passes.load(Ordering::Relaxed)
+    }
+
+    /// The children of `lj`, from the caches once they hold their first listing.
+    async fn children(&self, ns: &str, name: &str) -> Result<observe::Live> {
+        if let Some(stores) = &self.stores
+            && !stores.ready(CACHE_SYNC_TIMEOUT).await
+        {
+            return Err(Error::CacheNotReady);
+        }
+        observe::children(&self.client, self.stores.as_ref(), ns, name).await
+    }
+
+    /// Delete the children in `live` not deleted already (by uid), forgetting uids the cache
+    /// no longer shows.
+    async fn delete_children(&self, lj: &LabelJob, live: &observe::Live) -> Result<usize> {
+        let k = key(lj);
+        let mut done = self.deleted.lock().ok().and_then(|mut d| d.remove(&k)).unwrap_or_default();
+        let shown: HashSet<String> = live.existing().into_iter().map(|(_, _, uid)| uid).collect();
+        done.retain(|uid| shown.contains(uid));
+        let ns = lj.namespace().unwrap_or_default();
+        let result = apply::delete_children(&self.client, &ns, live, &mut done).await;
+        if let Ok(mut d) = self.deleted.lock()
+            && !done.is_empty()
+        {
+            d.insert(k, done);
+        }
+        result
     }
 
     async fn publish(&self, lj: &LabelJob, type_: EventType, reason: &str, action: &str, note: String) {
@@ -87,6 +149,7 @@ fn key(lj: &LabelJob) -> String {
 #[tracing::instrument(skip(lj, ctx), fields(job = %key(&lj)))]
 pub async fn reconcile(lj: Arc<LabelJob>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
+    ctx.passes.fetch_add(1, Ordering::Relaxed);
     let ns = lj.namespace().unwrap_or_default();
     let api: Api<LabelJob> = Api::namespaced(ctx.client.clone(), &ns);
     let (api_ref, ctx_ref) = (&api, ctx.as_ref());
@@ -150,13 +213,24 @@ async fn apply_labeljob(lj: &LabelJob, api: &Api<LabelJob>, ctx: &Context) -> Re
         }
     };
     let prev = lj.status.clone().unwrap_or_default();
+    let reads = observe::Reads {
+        plan_summary: prev.manifest_digest.is_none(),
+        // Once Merging (or finished) the final counts are in the status: the store is not read
+        // again (nor the credentials Secret it needs).
+        progress: !matches!(prev.phase, Some(Phase::Merging | Phase::Succeeded | Phase::Failed)),
+    };
+    if let Some(stores) = &ctx.stores
+        && !stores.ready(CACHE_SYNC_TIMEOUT).await
+    {
+        return Err(Error::CacheNotReady);
+    }
     let obs =
-        observe::observe(&ctx.client, ctx.progress.as_ref(), lj, &v, prev.manifest_digest.is_none()).await?;
+        observe::observe(&ctx.client, ctx.stores.as_ref(), ctx.progress.as_ref(), lj, &v, reads).await?;
     let plan = plan::plan(&v, &prev, &obs, now);
     let children = build::build(&v, &plan, &ctx.config).map_err(|e| match e {
         build::BuildError::JobFile(s) => Error::Serialize(s),
     })?;
-    apply::apply(&ctx.client, &v.namespace, children).await?;
+    apply::apply(&ctx.client, &v.namespace, children, &obs.live).await?;
     let new_status = status::compute(&v, &prev, &obs, &plan, now);
     // The terminal phase is recorded before any teardown, so a crash in between cannot make
     // a finished job look new.
@@ -176,8 +250,10 @@ async fn apply_labeljob(lj: &LabelJob, api: &Api<LabelJob>, ctx: &Context) -> Re
         }
     }
     if plan.teardown {
-        let n = apply::delete_children(&ctx.client, &v.namespace, &v.name).await?;
-        ctx.publish(lj, EventType::Normal, "TornDown", "Teardown", format!("deleted {n} children")).await;
+        let n = ctx.delete_children(lj, &obs.live).await?;
+        if n > 0 {
+            ctx.publish(lj, EventType::Normal, "TornDown", "Teardown", format!("deleted {n} children")).await;
+        }
     }
     if plan.expired {
         tracing::info!("ttlSecondsAfterFinished elapsed: deleting the LabelJob");
@@ -190,7 +266,11 @@ async fn apply_labeljob(lj: &LabelJob, api: &Api<LabelJob>, ctx: &Context) -> Re
 /// The LabelJob is being deleted: delete every child, then `finalizer()` drops the finalizer.
 async fn cleanup(lj: &LabelJob, ctx: &Context) -> Result<Action> {
     let ns = lj.namespace().unwrap_or_default();
-    let n = apply::delete_children(&ctx.client, &ns, &lj.name_any()).await?;
+    let live = ctx.children(&ns, &lj.name_any()).await?;
+    let n = ctx.delete_children(lj, &live).await?;
+    if let Ok(mut d) = ctx.deleted.lock() {
+        d.remove(&key(lj));
+    }
     if n > 0 {
         ctx.publish(lj, EventType::Normal, "TornDown", "Cleanup", format!("deleted {n} children")).await;
     }

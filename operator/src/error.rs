@@ -46,6 +46,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The watch caches of the children did not get their first listing in time.
+    #[error("the watch caches of the children are not ready yet")]
+    CacheNotReady,
     /// Writing the status subresource failed.
     #[error("cannot patch the LabelJob status")]
     PatchStatus(#[source] kube::Error),
@@ -67,7 +70,7 @@ impl Error {
         match self {
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::Serialize(_) => "SerializeFailed",
-            Error::Observe { .. } => "ObserveFailed",
+            Error::Observe { .. } | Error::CacheNotReady => "ObserveFailed",
             Error::Apply { .. } => "ApplyFailed",
             Error::Teardown { .. } => "TeardownFailed",
             Error::PatchStatus(_) => "StatusPatchFailed",

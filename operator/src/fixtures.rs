@@ -2,16 +2,30 @@
 //! LabelJob builders. The fake stores objects by path and answers GET, LIST, POST, PUT, PATCH
 //! (server-side apply, JSON patch, merge patch) and DELETE (finalizers honoured) the way the
 //! apiserver does for the calls the operator makes; every request is recorded so tests can
-//! assert what was sent, and that `rbac::RULES` allow it. It is the only mock in this crate.
+//! assert what was sent, and that `rbac::RULES` allow it, and counted ([`FakeApiServer::count`]).
+//! Collections can be watched (`?watch=true`: the events after the given resourceVersion,
+//! then every change as it happens, label selectors honoured), so the kube-runtime
+//! `Controller` itself runs against the fake. It is the only mock in this crate.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use futures::StreamExt;
 use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use kube::Client;
 use kube::client::Body;
 use labeljob_api::LabelJob;
 use serde_json::{Value, json};
+
+mod patch;
+pub use patch::{ApiPath, matches_selector, parse_path};
+use patch::{json_patch, merge_patch};
 
 /// One request the fake answered.
 #[derive(Debug, Clone)]
@@ -28,6 +42,13 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// A watch stream's filter and sender.
+struct Watcher {
+    path: ApiPath,
+    selector: String,
+    tx: futures::channel::mpsc::UnboundedSender<Bytes>,
+}
+
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
@@ -35,45 +56,34 @@ struct State {
     failures: Vec<(String, String, u16)>,
     rv: u64,
     uid: u64,
+    /// Every change: (resourceVersion, event type, object path, object).
+    history: Vec<(u64, &'static str, String, Value)>,
+    watchers: Vec<Watcher>,
+    changed: Option<tokio::sync::watch::Sender<u64>>,
 }
 
-/// A parsed apiserver path.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiPath {
-    /// API group (`""` for core).
-    pub group: String,
-    /// Namespace, if namespaced.
-    pub namespace: Option<String>,
-    /// Plural resource.
-    pub resource: String,
-    /// Object name.
-    pub name: Option<String>,
-    /// Subresource (`status`).
-    pub sub: Option<String>,
-    /// Path of the object (without subresource) or of the collection.
-    pub key: String,
+/// The response body of the fake: one JSON document, or a watch stream.
+pub type FakeBody = UnsyncBoxBody<Bytes, Infallible>;
+
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.replace("%2F", "/").replace("%3D", "=").replace("%2C", ",").replace("%21", "!"))
+    })
 }
 
-/// Parse `/api/v1/...` or `/apis/GROUP/VERSION/...`.
-pub fn parse_path(path: &str) -> Option<ApiPath> {
-    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match *seg.first()? {
-        "api" => ("", seg.get(2..)?),
-        "apis" => (*seg.get(1)?, seg.get(3..)?),
-        _ => return None,
-    };
-    let prefix_len = seg.len() - rest.len();
-    let (namespace, rest, ns_len) = if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
-        (Some(rest[1].to_string()), &rest[2..], 2)
-    } else {
-        (None, rest, 0)
-    };
-    let resource = rest.first()?.to_string();
-    let name = rest.get(1).map(|s| s.to_string());
-    let sub = rest.get(2).map(|s| s.to_string());
-    let key_len = prefix_len + ns_len + rest.len().min(2);
-    let key = format!("/{}", seg[..key_len].join("/"));
-    Some(ApiPath { group: group.to_string(), namespace, resource, name, sub, key })
+fn watched_by(w_path: &ApiPath, selector: &str, key: &str, obj: &Value) -> bool {
+    parse_path(key).is_some_and(|o| {
+        o.group == w_path.group
+            && o.resource == w_path.resource
+            && (w_path.namespace.is_none() || o.namespace == w_path.namespace)
+    }) && matches_selector(&obj["metadata"]["labels"], selector)
+}
+
+fn watch_line(type_: &str, obj: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": type_, "object": obj})).expect("json");
+    line.push(b'\n');
+    Bytes::from(line)
 }
 
 fn status(code: u16, reason: &str, message: String) -> (u16, Value) {
@@ -82,59 +92,58 @@ fn status(code: u16, reason: &str, message: String) -> (u16, Value) {
     (code, failure)
 }
 
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
-    for op in ops.as_array().ok_or("not an array")? {
-        let path = op["path"].as_str().ok_or("no path")?;
-        let (parent, last) = path.rsplit_once('/').ok_or("bad path")?;
-        match op["op"].as_str() {
-            Some("test") => {
-                let found = target.pointer(path).cloned().unwrap_or(Value::Null);
-                if found != op["value"] {
-                    return Err(format!("test failed at {path}"));
-                }
-            }
-            Some("add") | Some("replace") => {
-                let p = target.pointer_mut(parent).ok_or("no parent")?;
-                match p {
-                    Value::Array(a) if last == "-" => a.push(op["value"].clone()),
-                    Value::Array(a) => a.insert(last.parse().map_err(|_| "index")?, op["value"].clone()),
-                    Value::Object(o) => {
-                        o.insert(last.to_string(), op["value"].clone());
-                    }
-                    _ => return Err("parent not a container".into()),
-                }
-            }
-            Some("remove") => match target.pointer_mut(parent).ok_or("no parent")? {
-                Value::Array(a) => {
-                    a.remove(last.parse().map_err(|_| "index")?);
-                }
-                Value::Object(o) => {
-                    o.remove(last);
-                }
-                _ => return Err("parent not a container".into()),
-            },
-            other => return Err(format!("unsupported op {other:?}")),
-        }
-    }
-    Ok(())
+fn invalid_name(name: &str) -> (u16, Value) {
+    status(
+        422,
+        "Invalid",
+        format!(
+            "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain of at most 253 characters"
+        ),
+    )
 }
 
 impl State {
+    /// Store `obj` at `key` and tell the watchers.
+    fn put(&mut self, key: String, obj: Value) {
+        let type_ = if self.objects.contains_key(&key) { "MODIFIED" } else { "ADDED" };
+        self.objects.insert(key.clone(), obj.clone());
+        self.notify(type_, key, obj);
+    }
+
+    /// Remove the object at `key` and tell the watchers.
+    fn remove(&mut self, key: &str) {
+        if let Some(mut obj) = self.objects.remove(key) {
+            self.rv += 1;
+            obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+            self.notify("DELETED", key.to_string(), obj);
+        }
+    }
+
+    fn notify(&mut self, type_: &'static str, key: String, obj: Value) {
+        self.watchers.retain(|w| {
+            !watched_by(&w.path, &w.selector, &key, &obj)
+                || w.tx.unbounded_send(watch_line(type_, &obj)).is_ok()
+        });
+        self.history.push((self.rv, type_, key, obj));
+        if let Some(changed) = &self.changed {
+            changed.send_replace(self.rv);
+        }
+    }
+
+    /// Open a watch on the collection `p`: the changes after `since`, then every new one.
+    fn watch(&mut self, p: &ApiPath, query: &str) -> futures::channel::mpsc::UnboundedReceiver<Bytes> {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let selector = query_param(query, "labelSelector").unwrap_or_default();
+        let since: u64 = query_param(query, "resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+        for (rv, type_, key, obj) in &self.history {
+            if *rv > since && watched_by(p, &selector, key, obj) {
+                let _ = tx.unbounded_send(watch_line(type_, obj));
+            }
+        }
+        self.watchers.push(Watcher { path: p.clone(), selector, tx });
+        rx
+    }
+
     fn stamp(&mut self, obj: &mut Value, p: &ApiPath, fresh: bool) {
         self.rv += 1;
         let meta = &mut obj["metadata"];
@@ -149,7 +158,7 @@ impl State {
         meta["resourceVersion"] = json!(self.rv.to_string());
     }
 
-    fn handle(&mut self, method: &str, p: &ApiPath, ctype: &str, body: &Value) -> (u16, Value) {
+    fn handle(&mut self, method: &str, p: &ApiPath, query: &str, ctype: &str, body: &Value) -> (u16, Value) {
         let key = p.key.clone();
         if let Some((_, _, code)) = self.failures.iter().find(|(m, k, _)| m == method && *k == key) {
             return status(*code, "InternalError", format!("injected failure for {method} {key}"));
@@ -161,12 +170,9 @@ impl State {
                 let items: Vec<Value> = self
                     .objects
                     .iter()
-                    .filter(|(k, _)| {
-                        parse_path(k).is_some_and(|o| {
-                            o.group == p.group
-                                && o.resource == p.resource
-                                && (p.namespace.is_none() || o.namespace == p.namespace)
-                        })
+                    .filter(|(k, v)| {
+                        let selector = query_param(query, "labelSelector").unwrap_or_default();
+                        watched_by(p, &selector, k, v)
                     })
                     .map(|(_, v)| v.clone())
                     .collect();
@@ -177,6 +183,9 @@ impl State {
             }
             ("POST", None) => {
                 let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                if !crate::controller::validate::is_dns_subdomain(&name) {
+                    return invalid_name(&name);
+                }
                 let okey = format!("{key}/{name}");
                 if self.objects.contains_key(&okey) {
                     return status(409, "AlreadyExists", format!("{okey} already exists"));
@@ -184,7 +193,7 @@ impl State {
                 let mut obj = body.clone();
                 let op = ApiPath { name: Some(name), key: okey.clone(), ..p.clone() };
                 self.stamp(&mut obj, &op, true);
-                self.objects.insert(okey, obj.clone());
+                self.put(okey, obj.clone());
                 (201, obj)
             }
             ("PUT", Some(_)) => {
@@ -197,14 +206,20 @@ impl State {
                 obj["metadata"]["uid"] = old["metadata"]["uid"].clone();
                 obj["metadata"]["creationTimestamp"] = old["metadata"]["creationTimestamp"].clone();
                 self.stamp(&mut obj, p, false);
-                self.objects.insert(key, obj.clone());
+                self.put(key, obj.clone());
                 (200, obj)
             }
             ("PATCH", Some(_)) => {
                 let existing = self.objects.get(&key).cloned();
+                let before = existing.clone();
                 let mut obj = match (ctype, existing, p.sub.as_deref()) {
                     (_, None, Some(_)) => return not_found(),
                     (c, None, None) if c.starts_with("application/apply-patch") => {
+                        if let Some(name) =
+                            p.name.as_deref().filter(|n| !crate::controller::validate::is_dns_subdomain(n))
+                        {
+                            return invalid_name(name);
+                        }
                         let mut obj = body.clone();
                         self.stamp(&mut obj, p, true);
                         obj
@@ -235,12 +250,16 @@ impl State {
                         old
                     }
                 };
+                if before.as_ref() == Some(&obj) {
+                    // A no-op (e.g. applying what is there): no new resourceVersion, no event.
+                    return (200, obj);
+                }
                 self.stamp(&mut obj, p, false);
                 let finalizers_empty = obj["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
                 if !obj["metadata"]["deletionTimestamp"].is_null() && finalizers_empty {
-                    self.objects.remove(&key);
+                    self.remove(&key);
                 } else {
-                    self.objects.insert(key, obj.clone());
+                    self.put(key, obj.clone());
                 }
                 (200, obj)
             }
@@ -249,10 +268,10 @@ impl State {
                 if obj["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()) {
                     obj["metadata"]["deletionTimestamp"] = json!("2026-01-02T00:00:00Z");
                     self.stamp(&mut obj, p, false);
-                    self.objects.insert(key, obj.clone());
+                    self.put(key, obj.clone());
                     (200, obj)
                 } else {
-                    self.objects.remove(&key);
+                    self.remove(&key);
                     (200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
                 }
             }
@@ -276,7 +295,7 @@ impl Drop for FakeApiServer {
 impl FakeApiServer {
     /// Start the fake and return it with a `kube::Client` talking to it.
     pub fn start() -> (Self, Client) {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<FakeBody>>();
         let client = Client::new(service, "default");
         let state: Arc<Mutex<State>> = Arc::default();
         let st = state.clone();
@@ -293,29 +312,72 @@ impl FakeApiServer {
                     .to_string();
                 let method = parts.method.to_string();
                 let path = parts.uri.path().to_string();
-                let (code, answer) = match parse_path(&path) {
+                let query = parts.uri.query().unwrap_or_default().to_string();
+                let watch =
+                    method == "GET" && query_param(&query, "watch").is_some_and(|w| w == "true" || w == "1");
+                let answer = match parse_path(&path) {
                     Some(p) => {
                         let mut s = st.lock().expect("fake state");
                         s.requests.push(Recorded {
                             method: method.clone(),
                             path: path.clone(),
-                            query: parts.uri.query().unwrap_or_default().to_string(),
+                            query: query.clone(),
                             content_type: ctype.clone(),
                             body: body.clone(),
                         });
-                        s.handle(&method, &p, &ctype, &body)
+                        if watch && p.name.is_none() {
+                            let events =
+                                s.watch(&p, &query).map(|line| Ok::<_, Infallible>(Frame::data(line)));
+                            Err(StreamBody::new(events).boxed_unsync())
+                        } else {
+                            Ok(s.handle(&method, &p, &query, &ctype, &body))
+                        }
                     }
-                    None => status(404, "NotFound", format!("no route {path}")),
+                    None => Ok(status(404, "NotFound", format!("no route {path}"))),
+                };
+                let (code, body) = match answer {
+                    Ok((code, value)) => {
+                        let bytes = Bytes::from(serde_json::to_vec(&value).expect("json"));
+                        (code, Full::new(bytes).boxed_unsync())
+                    }
+                    Err(stream) => (200, stream),
                 };
                 let response = Response::builder()
                     .status(StatusCode::from_u16(code).expect("status code"))
                     .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                    .body(body)
                     .expect("response");
                 send.send_response(response);
             }
         });
         (FakeApiServer { state, task }, client)
+    }
+
+    /// A receiver of the fake's resourceVersion: it changes whenever an object does.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut s = self.lock();
+        let rv = s.rv;
+        s.changed.get_or_insert_with(|| tokio::sync::watch::channel(rv).0).subscribe()
+    }
+
+    /// Requests so far, counted by `METHOD kind` (e.g. `PATCH jobs`, `GET secrets`); watches
+    /// count as `WATCH kind`, lists as `LIST kind`, status writes as `PATCH kind/status`.
+    pub fn count(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for r in self.lock().requests.iter() {
+            let Some(p) = parse_path(&r.path) else { continue };
+            let method = match (r.method.as_str(), &p.name) {
+                ("GET", None) if r.query.contains("watch=true") => "WATCH",
+                ("GET", None) => "LIST",
+                (m, _) => m,
+            };
+            let kind = match &p.sub {
+                Some(sub) => format!("{}/{sub}", p.resource),
+                None => p.resource.clone(),
+            };
+            *counts.entry(format!("{method} {kind}")).or_insert(0) += 1;
+        }
+        counts
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -338,14 +400,17 @@ impl FakeApiServer {
         let p = parse_path(path).expect("api path");
         let fresh = obj["metadata"]["uid"].is_null();
         s.stamp(&mut obj, &p, fresh);
-        s.objects.insert(path.to_string(), obj);
+        s.put(path.to_string(), obj);
     }
 
     /// Replace the `status` of the object at `path` (what a Kubernetes controller would do).
     pub fn set_status(&self, path: &str, status: Value) {
         let mut obj = self.object(path);
         obj["status"] = status;
-        self.lock().objects.insert(path.to_string(), obj);
+        let mut s = self.lock();
+        s.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+        s.put(path.to_string(), obj);
     }
 
     /// Paths of stored objects starting with `prefix`.
@@ -375,6 +440,12 @@ impl FakeApiServer {
             .filter(|r| (r.method == "POST" || r.method == "PATCH") && r.path.contains("/events"))
             .filter_map(|r| r.body["reason"].as_str().map(String::from))
             .collect()
+    }
+
+    /// The Events stored in namespace `ns` (what `kubectl events` would list).
+    pub fn events(&self, ns: &str) -> Vec<Value> {
+        let prefix = format!("/apis/events.k8s.io/v1/namespaces/{ns}/events/");
+        self.lock().objects.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, v)| v.clone()).collect()
     }
 
     /// Every recorded request is permitted by `rbac::RULES`.
@@ -424,46 +495,4 @@ pub fn stored(mut lj: LabelJob, ns: &str) -> LabelJob {
     lj.metadata.uid = Some(format!("uid-lj-{}", lj.metadata.name.as_deref().unwrap_or_default()));
     lj.metadata.generation = Some(1);
     lj
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_paths() {
-        let p = parse_path("/apis/batch/v1/namespaces/ns/jobs/a-plan").expect("parses");
-        assert_eq!(
-            (p.group.as_str(), p.resource.as_str(), p.name.as_deref()),
-            ("batch", "jobs", Some("a-plan"))
-        );
-        assert_eq!(p.key, "/apis/batch/v1/namespaces/ns/jobs/a-plan");
-        let p = parse_path("/apis/labeljob.dev/v1alpha1/namespaces/ns/labeljobs/a/status").expect("parses");
-        assert_eq!(
-            (p.sub.as_deref(), p.key.as_str()),
-            (Some("status"), "/apis/labeljob.dev/v1alpha1/namespaces/ns/labeljobs/a")
-        );
-        let p = parse_path("/api/v1/namespaces/ns/configmaps").expect("parses");
-        assert_eq!((p.group.as_str(), p.name, p.namespace.as_deref()), ("", None, Some("ns")));
-        let p = parse_path("/apis/labeljob.dev/v1alpha1/labeljobs").expect("parses");
-        assert_eq!((p.namespace, p.resource.as_str()), (None, "labeljobs"));
-    }
-
-    #[test]
-    fn json_patch_finalizer_ops() {
-        let mut obj = json!({"metadata": {}});
-        json_patch(
-            &mut obj,
-            &json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]),
-        )
-        .expect("applies");
-        assert_eq!(obj["metadata"]["finalizers"], json!(["f"]));
-        assert!(
-            json_patch(&mut obj, &json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "g"}]))
-                .is_err()
-        );
-        json_patch(&mut obj, &json!([{"op": "remove", "path": "/metadata/finalizers/0"}])).expect("applies");
-        assert_eq!(obj["metadata"]["finalizers"], json!([]));
-    }
 }

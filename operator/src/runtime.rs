@@ -1,19 +1,25 @@
 //! Wiring of the controller process: logging (tracing, RUST_LOG, plain or JSON), Kubernetes
 //! client, CRD check, admin server, leader election, and the kube-runtime `Controller` on
-//! LabelJob owning Jobs, Deployments, Services and ConfigMaps. Runs until SIGTERM/Ctrl-C, or
-//! until the leader Lease is lost.
+//! LabelJob owning Jobs, Deployments, Services and ConfigMaps ([`controller`]). The owned
+//! watches are reflected into stores that the reconciler reads the children from; LabelJob
+//! changes trigger a pass only when they matter (generation, finalizers, deletion, uid), not
+//! when the operator's own status write comes back. Runs until SIGTERM/Ctrl-C, or until the
+//! leader Lease is lost.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::ListParams;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 use labeljob_api::LabelJob;
 use tokio::sync::watch;
@@ -21,7 +27,8 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::admin::{self, Health};
 use crate::args::{Args, LogFormat};
-use crate::controller::{Context, OperatorConfig, error_policy, reconcile};
+use crate::controller::{ChildStores, Context, OperatorConfig, error_policy, reconcile};
+use crate::events::EventRecorder;
 use crate::leader::LeaderElection;
 use crate::metrics::Metrics;
 use crate::{FIELD_MANAGER, JOB_LABEL};
@@ -90,6 +97,72 @@ where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {
     namespace.map_or_else(|| Api::all(client.clone()), |ns| Api::namespaced(client.clone(), ns))
+}
+
+/// One result of the controller's stream.
+pub type ReconcileResult =
+    Result<(ObjectRef<LabelJob>, Action), kube::runtime::controller::Error<crate::Error, watcher::Error>>;
+
+/// What a LabelJob change must differ in to trigger a pass: its spec (generation), its
+/// finalizers, its deletion, or its identity — not its status (the operator's own writes).
+pub fn trigger_hash(lj: &LabelJob) -> Option<u64> {
+    let m = &lj.metadata;
+    let mut h = DefaultHasher::new();
+    (&m.uid, m.generation, &m.finalizers, m.deletion_timestamp.as_ref().map(|t| t.0.as_nanosecond()))
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// The reconcile results stream of a controller over the LabelJobs of `namespace` (all when
+/// None), with `ctx` built around the children's watch caches.
+pub fn controller<F: FnOnce(ChildStores) -> Context>(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: F,
+    on_signal: bool,
+) -> (Arc<Context>, impl Stream<Item = ReconcileResult> + use<F>) {
+    let children = watcher::Config::default().labels(JOB_LABEL).any_semantic();
+    let (jobs, jobs_w) = reflector::store();
+    let (deployments, deployments_w) = reflector::store();
+    let (services, services_w) = reflector::store();
+    let (config_maps, config_maps_w) = reflector::store();
+    let ctx = Arc::new(ctx(ChildStores { jobs, deployments, services, config_maps }));
+    let (labeljobs, labeljobs_w) = reflector::store();
+    let trigger = watcher(owned::<LabelJob>(client, namespace), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(labeljobs_w)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    let watch = |cfg: &watcher::Config| cfg.clone();
+    let mut c = Controller::for_stream(trigger, labeljobs)
+        .owns_stream(
+            watcher(owned::<Job>(client, namespace), watch(&children))
+                .default_backoff()
+                .reflect(jobs_w)
+                .touched_objects(),
+        )
+        .owns_stream(
+            watcher(owned::<Deployment>(client, namespace), watch(&children))
+                .default_backoff()
+                .reflect(deployments_w)
+                .touched_objects(),
+        )
+        .owns_stream(
+            watcher(owned::<Service>(client, namespace), watch(&children))
+                .default_backoff()
+                .reflect(services_w)
+                .touched_objects(),
+        )
+        .owns_stream(
+            watcher(owned::<ConfigMap>(client, namespace), children)
+                .default_backoff()
+                .reflect(config_maps_w)
+                .touched_objects(),
+        );
+    if on_signal {
+        c = c.shutdown_on_signal();
+    }
+    (ctx.clone(), c.run(reconcile, error_policy, ctx))
 }
 
 fn default_identity() -> String {
@@ -161,29 +234,18 @@ pub async fn run(args: Args) -> Result<(), RuntimeError> {
         leadership = Some((elector, rx, task));
     }
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter { controller: FIELD_MANAGER.into(), instance: Some(identity) },
-    );
+    let recorder = EventRecorder::new(client.clone(), FIELD_MANAGER, Some(identity));
     let config = OperatorConfig {
         worker_image,
         image_pull_policy: worker_image_pull_policy,
         service_account: worker_service_account,
     };
     let progress = crate::progress::store_source(client.clone());
-    let ctx = Arc::new(Context::new(client.clone(), recorder, Arc::new(metrics), config, progress));
-    let children = watcher::Config::default().labels(JOB_LABEL);
-    let controller = Controller::new(
-        owned::<LabelJob>(&client, namespace.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .owns::<Job>(owned(&client, namespace.as_deref()), children.clone())
-    .owns::<Deployment>(owned(&client, namespace.as_deref()), children.clone())
-    .owns::<Service>(owned(&client, namespace.as_deref()), children.clone())
-    .owns::<ConfigMap>(owned(&client, namespace.as_deref()), children)
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx)
-    .for_each(|r| async move {
+    let make = |stores| {
+        Context::new(client.clone(), recorder, Arc::new(metrics), config, progress).with_stores(stores)
+    };
+    let (_ctx, results) = controller(&client, namespace.as_deref(), make, true);
+    let controller = results.for_each(|r| async move {
         match r {
             Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
             Err(e) => tracing::debug!(error = %e, "reconcile error"),

@@ -67,3 +67,18 @@ def test_oversized_job_file_is_refused_without_reading_it_whole(tmp_path, labelj
     assert "more than the 1572864 bytes a LabelJob may have" in err, err[-2000:]
     assert rss_kib < 64 * 1024, f"peak RSS {rss_kib} KiB"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("layout", ["empty-dir", "no-matching-keys"])
+def test_an_input_without_images_exits_2_after_planning(tmp_path, labeljob_bin, run_env, layout):
+    # Issue "operator at cluster scale" item 6: no more `Succeeded 0/0` after starting every stage.
+    src = tmp_path / "in"
+    src.mkdir()
+    if layout == "no-matching-keys":
+        (src / "notes.txt").write_text("not an image\n")
+    job = write_job(tmp_path / "job.yaml", "empty", f"file://{src}", f"file://{tmp_path}/out")
+    code, out, err, _ = run_measured(labeljob_bin, run_env, "run", job, "--no-progress")
+    assert code == EXIT_INVALID, (code, out, err)
+    assert f"the input file://{src}" in err and "lists no images" in err, err
+    assert not (tmp_path / "out" / "annotations.json").exists(), "no merge ran"
+    assert not (tmp_path / "out" / "shards").exists(), "no shard ran"

@@ -59,8 +59,10 @@ def test_outputs_load_in_pycocotools(photo_run):
     assert len(dets.getAnnIds()) == len(anns)
     info = load(result / "annotations.json")["info"]["labeljob"]
     assert info["model"]["sha256"] == "7eec0d343e8bf525668330a248fde8c0f0ee7e07a2aa13e6c60fddeec605d508"
-    assert info["postprocess"]["scoreThreshold"] == pytest.approx(THRESHOLD)
+    # Exactly as written in the job (f32 0.4 once came out as 0.4000000059604645).
+    assert info["postprocess"]["scoreThreshold"] == THRESHOLD
     report = load(result / "report.json")
+    assert report["provenance"]["postprocess"]["scoreThreshold"] == THRESHOLD
     assert report["images"] == {"total": 13, "labelled": 13, "failed": 0, "main": 13,
                                 "review": 0, "duplicates": 0, "modelRuns": 13}
     assert sum(report["perClass"].values()) == len(anns) == sum(report["scoreHistogram"]["counts"])

@@ -1,6 +1,7 @@
 //! Subcommands of `labeljob`: `run` (the whole job here), the per-pod stages `plan`, `shard`
 //! and `merge`, `serve` (the inference server) and `preview`. Exit codes: 0 success, 1
-//! failure, 2 invalid job file or arguments, 3 error budget exceeded.
+//! failure, 2 invalid job file or arguments (or, for `run`, an input with no images), 3 error
+//! budget exceeded.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -119,6 +120,9 @@ struct BudgetExceeded {
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<BudgetExceeded>().is_some() {
         return EXIT_BUDGET;
+    }
+    if let Some(run::RunError::EmptyInput { .. }) = e.downcast_ref::<run::RunError>() {
+        return EXIT_INVALID;
     }
     match e.downcast_ref::<JobError>() {
         Some(

@@ -290,9 +290,10 @@ pub async fn merge(
             "layout": ctx.model.layout, "dtype": ctx.model.dtype, "channelOrder": ctx.model.channel_order,
             "normalize": ctx.model.normalize,
         },
-        "postprocess": spec.postprocess,
-        "dedup": spec.input.dedup,
-        "review": spec.review,
+        // Through text, so an f32 prints as written (0.4, not 0.4000000059604645).
+        "postprocess": as_written(&spec.postprocess)?,
+        "dedup": as_written(&spec.input.dedup)?,
+        "review": as_written(&spec.review)?,
         "settingsDigest": ctx.settings_digest,
     });
     let now = chrono::Utc::now();
@@ -345,4 +346,9 @@ pub async fn merge(
         budget_exceeded,
         annotations_uri: ctx.output.child_uri(layout::ANNOTATIONS),
     })
+}
+
+/// `v` as JSON, with each f32 as its shortest decimal (`json!` widens an f32 to f64 digits).
+fn as_written<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::from_str(&serde_json::to_string(v)?)
 }

@@ -2,6 +2,8 @@
 //! to `workers.parallelism`, sharing one detector), merge — with a progress bar (done/total,
 //! img/s, ETA) and a one-line summary. Killed and run again, it redoes only unfinished shards.
 //! The output is locked for the run (`run.lock`), so two runs never write one output at once.
+//! An input that lists no images ends the run after planning with [`RunError::EmptyInput`]
+//! (exit code 2), as the operator fails such a job with reason `EmptyInput`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,6 +25,12 @@ pub enum RunError {
     /// Planning failed.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The input lists no images: nothing to label (the job file names the wrong place).
+    #[error("the input {uri} lists no images (after include, exclude and maxImages): nothing to label")]
+    EmptyInput {
+        /// `spec.input.uri`.
+        uri: String,
+    },
     /// A shard failed.
     #[error(transparent)]
     Shard(#[from] ShardError),
@@ -76,6 +84,9 @@ async fn run_locked(
     let started = Instant::now();
     let (manifest, info) = plan(&ctx).await?;
     tracing::info!(images = info.total, shards = info.shards, manifest = %info.manifest_digest, "planned");
+    if info.total == 0 {
+        return Err(RunError::EmptyInput { uri: ctx.input.uri().to_string() });
+    }
     let shards = ctx.shards();
     let parallelism = ctx.job.spec.workers.parallelism.unwrap_or(shards).max(1) as usize;
     let runner = ShardRunner::new(ctx.clone(), detector, decoders);

@@ -1,12 +1,17 @@
-//! Step 3 — observe. Reads the children from the apiserver (GET by name: ConfigMap, plan Job,
-//! inference Deployment, shards Job, merge Job) and the shards' progress objects from the output
-//! store through [`ProgressSource`], and reduces them to an [`Observed`] that `plan` and `status`
-//! work from. The status is derived from this every pass, never from a record of past actions.
+//! Step 3 — observe. Reads the children (ConfigMap, plan Job, inference Deployment and
+//! Service, shards Job, merge Job) from the controller's watch caches ([`ChildStores`], the
+//! reflectors of its owned watches: no request), or by GET when it has none, and the shards'
+//! progress from the output store through [`ProgressSource`] (only while it can change), and
+//! reduces them to an [`Observed`] that `plan` and `status` work from; the live objects are kept
+//! so `apply` writes only what differs. The status is derived from this every pass, never from
+//! a record of past actions.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use labeljob_api::LabelJob;
 use serde::de::DeserializeOwned;
@@ -40,6 +45,8 @@ pub struct JobState {
     pub failed_indexes: u32,
     /// `spec.suspend`.
     pub suspended: bool,
+    /// `status.startTime`.
+    pub start_time: Option<Time>,
     /// `status.completionTime`.
     pub completion_time: Option<Time>,
 }
@@ -80,6 +87,7 @@ impl JobState {
             succeeded,
             failed_indexes: status.failed_indexes.as_deref().map(count_indexes).unwrap_or(0),
             suspended: job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false),
+            start_time: status.start_time,
             completion_time: status.completion_time,
         }
     }
@@ -92,6 +100,103 @@ pub struct DeploymentState {
     pub replicas: i32,
     /// `status.availableReplicas` (ready pods past minReadySeconds).
     pub available: i32,
+}
+
+/// The watch caches of the children (the reflector stores of the controller's owned watches).
+#[derive(Clone)]
+pub struct ChildStores {
+    /// Jobs labelled `labeljob.dev/job`.
+    pub jobs: Store<Job>,
+    /// Deployments labelled `labeljob.dev/job`.
+    pub deployments: Store<Deployment>,
+    /// Services labelled `labeljob.dev/job`.
+    pub services: Store<Service>,
+    /// ConfigMaps labelled `labeljob.dev/job`.
+    pub config_maps: Store<ConfigMap>,
+}
+
+impl ChildStores {
+    /// Wait until every cache holds its first full listing (at most `timeout`): a pass before
+    /// that would take existing children for missing ones.
+    pub async fn ready(&self, timeout: std::time::Duration) -> bool {
+        let all = async {
+            self.jobs.wait_until_ready().await.is_ok()
+                && self.deployments.wait_until_ready().await.is_ok()
+                && self.services.wait_until_ready().await.is_ok()
+                && self.config_maps.wait_until_ready().await.is_ok()
+        };
+        tokio::time::timeout(timeout, all).await.unwrap_or(false)
+    }
+}
+
+/// The children as the cluster (or the cache) shows them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Live {
+    /// ConfigMap `NAME-job`.
+    pub config_map: Option<ConfigMap>,
+    /// Job `NAME-plan`.
+    pub plan_job: Option<Job>,
+    /// Deployment `NAME-inference`.
+    pub deployment: Option<Deployment>,
+    /// Service `NAME-inference`.
+    pub service: Option<Service>,
+    /// Job `NAME-shards`.
+    pub shards_job: Option<Job>,
+    /// Job `NAME-merge`.
+    pub merge_job: Option<Job>,
+}
+
+impl Live {
+    /// `(kind, name, uid)` of every child that exists.
+    pub fn existing(&self) -> Vec<(&'static str, String, String)> {
+        fn id<K: kube::Resource>(
+            kind: &'static str,
+            o: &Option<K>,
+        ) -> Option<(&'static str, String, String)> {
+            let m = o.as_ref()?.meta();
+            Some((kind, m.name.clone()?, m.uid.clone().unwrap_or_default()))
+        }
+        [
+            id("Job", &self.shards_job),
+            id("Job", &self.merge_job),
+            id("Job", &self.plan_job),
+            id("Deployment", &self.deployment),
+            id("Service", &self.service),
+            id("ConfigMap", &self.config_map),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// Read the children of LabelJob `name` in `ns`: from `stores`, else by GET.
+pub async fn children(client: &Client, stores: Option<&ChildStores>, ns: &str, name: &str) -> Result<Live> {
+    let n = |c| child_name(name, c);
+    if let Some(s) = stores {
+        fn cached<K>(store: &Store<K>, ns: &str, name: String) -> Option<K>
+        where
+            K: kube::Resource<DynamicType = ()> + Clone,
+        {
+            store.get(&ObjectRef::new(&name).within(ns)).map(|o| (*o).clone())
+        }
+        return Ok(Live {
+            config_map: cached(&s.config_maps, ns, n(Child::ConfigMap)),
+            plan_job: cached(&s.jobs, ns, n(Child::PlanJob)),
+            deployment: cached(&s.deployments, ns, n(Child::Deployment)),
+            service: cached(&s.services, ns, n(Child::Service)),
+            shards_job: cached(&s.jobs, ns, n(Child::ShardsJob)),
+            merge_job: cached(&s.jobs, ns, n(Child::MergeJob)),
+        });
+    }
+    Ok(Live {
+        config_map: get(client, ns, "ConfigMap", n(Child::ConfigMap)).await?,
+        plan_job: get(client, ns, "Job", n(Child::PlanJob)).await?,
+        deployment: get(client, ns, "Deployment", n(Child::Deployment)).await?,
+        service: get(client, ns, "Service", n(Child::Service)).await?,
+        shards_job: get(client, ns, "Job", n(Child::ShardsJob)).await?,
+        merge_job: get(client, ns, "Job", n(Child::MergeJob)).await?,
+    })
 }
 
 /// Everything one pass knows about the world.
@@ -111,6 +216,8 @@ pub struct Observed {
     pub progress: Option<Vec<Option<ShardProgress>>>,
     /// `plan.json` of the output (None: not planned yet, not read, or unreadable).
     pub plan: Option<PlanSummary>,
+    /// The children themselves.
+    pub live: Live,
 }
 
 impl Observed {
@@ -135,29 +242,35 @@ where
     api.get_opt(&name).await.map_err(|source| Error::Observe { kind, name, source })
 }
 
-/// Read the children of `v` and, when shards exist, their progress.
+/// What to read from the output store this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reads {
+    /// `plan.json`, once the plan Job is complete (the status has no manifest digest yet).
+    pub plan_summary: bool,
+    /// Shard progress, while the shards Job exists (not once the final counts are recorded).
+    pub progress: bool,
+}
+
+/// Read the children of `v` and, as `reads` asks, the plan summary and the shards' progress.
 pub async fn observe(
     client: &Client,
+    stores: Option<&ChildStores>,
     progress: &dyn ProgressSource,
     lj: &LabelJob,
     v: &ValidatedJob,
-    need_plan_summary: bool,
+    reads: Reads,
 ) -> Result<Observed> {
-    let ns = v.namespace.as_str();
-    let n = |c| child_name(&v.name, c);
-    let config_map = get::<ConfigMap>(client, ns, "ConfigMap", n(Child::ConfigMap)).await?.is_some();
-    let plan_job = get::<Job>(client, ns, "Job", n(Child::PlanJob)).await?.as_ref().map(JobState::from_job);
-    let deployment =
-        get::<Deployment>(client, ns, "Deployment", n(Child::Deployment)).await?.map(|d| DeploymentState {
-            replicas: d.spec.and_then(|s| s.replicas).unwrap_or(1),
-            available: d.status.and_then(|s| s.available_replicas).unwrap_or(0),
-        });
-    let shards_job =
-        get::<Job>(client, ns, "Job", n(Child::ShardsJob)).await?.as_ref().map(JobState::from_job);
-    let merge_job = get::<Job>(client, ns, "Job", n(Child::MergeJob)).await?.as_ref().map(JobState::from_job);
+    let live = children(client, stores, &v.namespace, &v.name).await?;
+    let plan_job = live.plan_job.as_ref().map(JobState::from_job);
+    let deployment = live.deployment.as_ref().map(|d| DeploymentState {
+        replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        available: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+    });
+    let shards_job = live.shards_job.as_ref().map(JobState::from_job);
+    let merge_job = live.merge_job.as_ref().map(JobState::from_job);
 
     let planned = plan_job.as_ref().is_some_and(|j| j.complete);
-    let plan = if planned && need_plan_summary {
+    let plan = if planned && reads.plan_summary {
         match progress.plan(lj).await {
             Ok(p) => p,
             Err(e) => {
@@ -168,7 +281,7 @@ pub async fn observe(
     } else {
         None
     };
-    let progress = if shards_job.is_some() {
+    let progress = if shards_job.is_some() && reads.progress {
         match progress.read(lj).await {
             Ok(p) => Some(p),
             Err(e) => {
@@ -179,7 +292,16 @@ pub async fn observe(
     } else {
         None
     };
-    Ok(Observed { config_map, plan_job, deployment, shards_job, merge_job, progress, plan })
+    Ok(Observed {
+        config_map: live.config_map.is_some(),
+        plan_job,
+        deployment,
+        shards_job,
+        merge_job,
+        progress,
+        plan,
+        live,
+    })
 }
 
 #[cfg(test)]

@@ -76,8 +76,20 @@ fn until(now: Timestamp, t: Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
+/// Images in the frozen manifest, once known: from `plan.json` this pass, else the status.
+fn planned_total(prev: &LabelJobStatus, obs: &Observed) -> Option<u64> {
+    let recorded = prev.manifest_digest.as_ref().and(prev.images).map(|i| i.total);
+    obs.plan.as_ref().map(|p| p.total).or(recorded)
+}
+
 /// The failure, if any, that ends the job now.
-fn failure(v: &ValidatedJob, obs: &Observed, start: Timestamp, now: Timestamp) -> Option<Failure> {
+fn failure(
+    v: &ValidatedJob,
+    prev: &LabelJobStatus,
+    obs: &Observed,
+    start: Timestamp,
+    now: Timestamp,
+) -> Option<Failure> {
     if let Some(f) = failed(&obs.merge_job) {
         // The merge exits 3 when the error budget is exceeded; the podFailurePolicy fails the
         // Job at once and names the exit code in the condition message.
@@ -98,6 +110,16 @@ fn failure(v: &ValidatedJob, obs: &Observed, start: Timestamp, now: Timestamp) -
         return Some(Failure {
             reason: "PlanFailed",
             message: format!("plan Job failed ({}): {}", f.reason, f.message),
+        });
+    }
+    if planned_total(prev, obs) == Some(0) {
+        // Nothing to label: fail before the shards Job (and the merge) are created.
+        return Some(Failure {
+            reason: "EmptyInput",
+            message: format!(
+                "the input {} lists no images (after include, exclude and maxImages): nothing to label",
+                labeljob_store::redact_uri(&v.spec.input.uri)
+            ),
         });
     }
     if let Some(secs) = v.spec.active_deadline_seconds
@@ -146,7 +168,7 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
     }
 
     let start = prev.start_time.as_ref().map(|t| t.0).unwrap_or(now);
-    if let Some(f) = failure(v, obs, start, now) {
+    if let Some(f) = failure(v, prev, obs, start, now) {
         let (expired, requeue) = ttl_action(now);
         return Plan {
             phase: Phase::Failed,

@@ -1,5 +1,5 @@
 //! Step 7 — status. Derives the whole status from this pass's observation (phase, conditions,
-//! image and shard counts, throughput, manifest digest) and writes it by server-side apply of
+//! image and shard counts, throughput (`throughput.rs`), manifest digest) and writes it by server-side apply of
 //! the status subresource. `lastTransitionTime` is kept while a condition's status holds; the
 //! only facts carried over are those the cluster no longer shows (start and completion time,
 //! the terminal phase once the children are torn down).
@@ -15,10 +15,13 @@ use serde_json::json;
 
 use super::observe::Observed;
 use super::plan::Plan;
+use super::throughput;
 use super::validate::{ValidateError, ValidatedJob};
 use crate::FIELD_MANAGER;
 use crate::error::{Error, Result};
 
+/// Image counts: the shards' progress summed; `processed` never goes below the last status
+/// of the same manifest (a retried shard counts from 0 again until it catches up).
 fn images(obs: &Observed, prev: &LabelJobStatus) -> Option<ImageCounts> {
     let planned_total = obs.plan.as_ref().map(|p| p.total).or(prev.images.map(|i| i.total));
     match &obs.progress {
@@ -26,36 +29,24 @@ fn images(obs: &Observed, prev: &LabelJobStatus) -> Option<ImageCounts> {
             let seen = shards.iter().flatten();
             let (total, processed, failed) =
                 seen.fold((0, 0, 0), |(t, p, f), s| (t + s.total, p + s.processed, f + s.failed));
-            Some(ImageCounts { total: planned_total.unwrap_or(total), processed, failed })
+            let total = planned_total.unwrap_or(total);
+            let same_manifest =
+                obs.plan.as_ref().is_none_or(|p| Some(&p.manifest_digest) == prev.manifest_digest.as_ref());
+            let before = prev.images.filter(|i| same_manifest && i.total == total).map_or(0, |i| i.processed);
+            Some(ImageCounts { total, processed: processed.max(before), failed })
         }
         None => prev.images.or(planned_total.map(|total| ImageCounts { total, ..ImageCounts::default() })),
     }
 }
 
-/// Images per second: the sum of the running shards' rates; for a finished job, the average.
-fn rate(
-    obs: &Observed,
-    images: Option<ImageCounts>,
-    plan: &Plan,
-    start: Timestamp,
-    now: Timestamp,
-) -> Option<f64> {
-    let round = |r: f64| (r * 10.0).round() / 10.0;
-    if plan.phase == Phase::Running {
-        let shards = obs.progress.as_ref()?;
-        let r: f64 = shards
-            .iter()
-            .flatten()
-            .filter(|s| !s.done && s.elapsed_seconds > 0.0)
-            .map(|s| s.processed as f64 / s.elapsed_seconds)
-            .sum();
-        return Some(round(r));
-    }
-    if plan.finished_now {
-        let secs = now.duration_since(start).as_secs_f64();
-        return images.filter(|_| secs > 0.0).map(|i| round(i.processed as f64 / secs));
-    }
-    None
+/// What the status shows as the model: the builtin name, or the file name of the URI.
+fn model_name(v: &ValidatedJob) -> Option<String> {
+    let m = &v.spec.model;
+    m.builtin.clone().or_else(|| {
+        let uri = m.uri.as_deref()?;
+        let path = uri.split(['?', '#']).next().unwrap_or(uri);
+        path.rsplit('/').find(|s| !s.is_empty()).map(str::to_string)
+    })
 }
 
 /// The status after this pass (pure).
@@ -134,7 +125,8 @@ pub fn compute(
     set(c::SUSPENDED, ok, reason, msg);
 
     let start = prev.start_time.clone().unwrap_or(Time(now));
-    let images = images(obs, prev);
+    let tp = throughput::compute(prev, images(obs, prev), plan.phase, obs.shards_job.as_ref(), now);
+    let images = tp.images;
     let completion_time = match (plan.finished_now, plan.phase) {
         (true, Phase::Succeeded) => {
             Some(obs.merge_job.as_ref().and_then(|j| j.completion_time.clone()).unwrap_or(Time(now)))
@@ -149,7 +141,10 @@ pub fn compute(
         observed_generation: generation,
         images,
         shards: shards.or(prev.shards.filter(|_| plan.phase.is_finished())),
-        images_per_second: rate(obs, images, plan, start.0, now),
+        images_per_second: tp.rate,
+        progress_time: tp.progress_time,
+        eta: tp.eta,
+        model: model_name(v),
         start_time: Some(start),
         completion_time,
         output: (plan.phase == Phase::Succeeded).then_some(output),

@@ -111,6 +111,7 @@ async fn ready_inference_starts_indexed_shards_and_progress_moves() {
     *h.progress.shards.lock().expect("lock") =
         vec![shard(0, 100, 40, 1, false), shard(1, 100, 20, 0, false), None, None];
     h.fake.set_status(&h.job("shards"), json!({"active": 2}));
+    h.backdate_progress(10);
     h.pass().await.expect("observes");
     let s = h.status();
     assert_eq!(s.progress.as_deref(), Some("60/400"));
@@ -157,6 +158,8 @@ async fn shards_done_merge_then_succeeded_and_torn_down() {
         Some(("True", "Succeeded"))
     );
     assert_eq!(find(&s.conditions, "Merged").map(|c| c.status.as_str()), Some("True"));
+    let types: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert_eq!(types, labeljob_api::conditions::ALL, "the conditions the CRD documents");
     assert!(h.children().is_empty(), "left: {:?}", h.children());
     let reqs = h.fake.requests();
     let status_at = reqs.iter().position(|r| r.path.ends_with("/status")).expect("status patched");
@@ -241,4 +244,73 @@ async fn external_endpoint_skips_deployment_and_service() {
         find(&h.status().conditions, "InferenceReady").map(|c| c.reason.as_str()),
         Some("ExternalEndpoint")
     );
+}
+
+#[tokio::test]
+async fn empty_input_fails_fast_without_shards_or_merge() {
+    let h = Harness::minimal();
+    h.start().await;
+    h.complete("plan");
+    *h.progress.plan.lock().expect("lock") =
+        Some(PlanSummary { manifest_digest: "e3b0".into(), total: 0, shards: 4 });
+    h.inference_available(1);
+    h.pass().await.expect("fails");
+    let s = h.status();
+    assert_eq!(s.phase, Some(Phase::Failed));
+    let c = find(&s.conditions, "Complete").expect("complete");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "EmptyInput"));
+    assert!(c.message.contains("s3://photos/street/"), "names the input: {}", c.message);
+    assert_eq!(s.progress.as_deref(), Some("0/0"));
+    let created: Vec<_> =
+        h.fake.requests().into_iter().filter(|r| r.method == "PATCH").map(|r| r.path).collect();
+    assert!(
+        !created.iter().any(|p| p.ends_with("-shards") || p.ends_with("-merge")),
+        "no shards or merge Job: {created:?}"
+    );
+    assert!(h.children().is_empty(), "inference torn down: {:?}", h.children());
+    assert_eq!(h.fake.event_reasons(), ["Provisioning", "EmptyInput", "TornDown"]);
+}
+
+#[tokio::test]
+async fn progress_never_goes_back_on_a_shard_retry_and_the_rate_is_recent() {
+    let h = Harness::minimal();
+    *h.progress.plan.lock().expect("lock") =
+        Some(PlanSummary { manifest_digest: "ab12".into(), total: 1200, shards: 4 });
+    h.to_running().await;
+    let set = |p: [u64; 2]| {
+        *h.progress.shards.lock().expect("lock") =
+            vec![shard(0, 300, p[0], 0, false), shard(1, 300, p[1], 0, false), None, None];
+    };
+    set([200, 155]);
+    h.backdate_progress(10);
+    h.pass().await.expect("observes");
+    let s = h.status();
+    assert_eq!((s.progress.as_deref(), s.images_per_second), (Some("355/1200"), Some(35.5)));
+    assert_eq!(s.eta.as_deref(), Some("24s"), "845 images left at 35.5 img/s");
+    assert_eq!(s.model.as_deref(), Some("ssd-mobilenet-v2-coco"));
+
+    // Shard 1's pod dies and its retry counts from 100 again: 300 in all, but 355 were shown.
+    set([200, 100]);
+    h.fake.clear_requests();
+    h.pass().await.expect("observes");
+    assert_eq!(h.status().progress.as_deref(), Some("355/1200"), "PROGRESS does not go back");
+    assert!(!h.fake.requests().iter().any(|r| r.path.ends_with("/status")), "nothing new to write");
+    // 10 s later the retry passed its old count: +100 images, 10 img/s, smoothed.
+    set([200, 255]);
+    h.backdate_progress(10);
+    h.pass().await.expect("observes");
+    let s = h.status();
+    assert_eq!((s.progress.as_deref(), s.images_per_second), (Some("455/1200"), Some(28.3)));
+
+    // Shards done in 60 s: the average over the Running phase, start-up excluded; no ETA.
+    *h.progress.shards.lock().expect("lock") = (0..4).map(|i| shard(i, 300, 300, 0, true)).collect();
+    h.fake.set_status(
+        &h.job("shards"),
+        json!({"succeeded": 4, "completedIndexes": "0-3", "startTime": "2026-01-01T00:10:00Z",
+               "completionTime": "2026-01-01T00:11:00Z", "conditions": [{"type": "Complete", "status": "True"}]}),
+    );
+    h.pass().await.expect("merging");
+    let s = h.status();
+    assert_eq!(s.phase, Some(Phase::Merging));
+    assert_eq!((s.progress.as_deref(), s.images_per_second, s.eta), (Some("1200/1200"), Some(20.0), None));
 }

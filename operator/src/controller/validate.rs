@@ -47,7 +47,8 @@ pub struct ValidatedJob {
     pub spec: LabelJobSpec,
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+/// Whether `s` is a DNS subdomain (what the apiserver requires of most object names).
+pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|part| {
