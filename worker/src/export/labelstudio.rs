@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::files::FilePool;
 use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
@@ -30,6 +30,49 @@ impl LabelStudioWriter {
     }
 }
 
+#[derive(Serialize)]
+struct Task<'a> {
+    id: u64,
+    data: TaskData<'a>,
+    predictions: [Prediction<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct TaskData<'a> {
+    image: &'a str,
+}
+
+#[derive(Serialize)]
+struct Prediction<'a> {
+    model_version: &'a str,
+    score: f64,
+    result: Vec<Region<'a>>,
+}
+
+#[derive(Serialize)]
+struct Region<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    from_name: &'static str,
+    to_name: &'static str,
+    original_width: u32,
+    original_height: u32,
+    image_rotation: u32,
+    score: f64,
+    value: RegionValue<'a>,
+}
+
+#[derive(Serialize)]
+struct RegionValue<'a> {
+    x: f64,
+    y: f64,
+    width: f64,
+    height: f64,
+    rotation: u32,
+    rectanglelabels: [&'a str; 1],
+}
+
 /// Percent of `total`, rounded to 6 decimals.
 fn pct(v: f64, total: u32) -> f64 {
     (v / f64::from(total.max(1)) * 100.0 * 1e6).round() / 1e6
@@ -37,30 +80,43 @@ fn pct(v: f64, total: u32) -> f64 {
 
 impl FormatWriter for LabelStudioWriter {
     fn image(&mut self, img: &OutImage<'_>, _stem: &Stem, _files: &FilePool) -> std::io::Result<()> {
-        let result: Vec<_> = img
+        let result: Vec<Region<'_>> = img
             .detections
             .iter()
             .enumerate()
             .map(|(n, d)| {
                 let [x, y, w, h] = d.bbox;
-                json!({
-                    "id": format!("{}-{n}", img.id), "type": "rectanglelabels",
-                    "from_name": "label", "to_name": "image",
-                    "original_width": img.width, "original_height": img.height, "image_rotation": 0,
-                    "score": d.score,
-                    "value": {"x": pct(x, img.width), "y": pct(y, img.height),
-                              "width": pct(w, img.width), "height": pct(h, img.height),
-                              "rotation": 0, "rectanglelabels": [self.meta.name(d.category_id)]},
-                })
+                Region {
+                    id: format!("{}-{n}", img.id),
+                    kind: "rectanglelabels",
+                    from_name: "label",
+                    to_name: "image",
+                    original_width: img.width,
+                    original_height: img.height,
+                    image_rotation: 0,
+                    score: d.score,
+                    value: RegionValue {
+                        x: pct(x, img.width),
+                        y: pct(y, img.height),
+                        width: pct(w, img.width),
+                        height: pct(h, img.height),
+                        rotation: 0,
+                        rectanglelabels: [self.meta.name(d.category_id)],
+                    },
+                }
             })
             .collect();
         let n = img.detections.len();
         let mean = if n == 0 { 0.0 } else { img.detections.iter().map(|d| d.score).sum::<f64>() / n as f64 };
-        let task = json!({
-            "id": img.id,
-            "data": {"image": img.uri},
-            "predictions": [{"model_version": self.meta.model_sha256, "score": (mean * 1e5).round() / 1e5, "result": result}],
-        });
+        let task = Task {
+            id: img.id,
+            data: TaskData { image: img.uri },
+            predictions: [Prediction {
+                model_version: &self.meta.model_sha256,
+                score: (mean * 1e5).round() / 1e5,
+                result,
+            }],
+        };
         if self.n > 0 {
             self.tasks.write_all(b",\n")?;
         }

@@ -77,7 +77,7 @@ impl ExportMeta {
 
 /// A format writer of one set.
 trait FormatWriter {
-    /// Write one image (per-image files go to `files`).
+    /// Write one image (per-image files go to `files`, the writer's own writer thread).
     fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &files::FilePool) -> std::io::Result<()>;
     /// Write what needs every image seen (headers with counts, class lists) and flush.
     fn finish(self: Box<Self>) -> std::io::Result<()>;
@@ -86,9 +86,8 @@ trait FormatWriter {
 /// The writers of one set (main or review) into `root`.
 pub struct ExportSet {
     coco: coco::CocoWriter,
-    others: Vec<Box<dyn FormatWriter>>,
+    others: Vec<(Box<dyn FormatWriter>, files::FilePool)>,
     stems: BufWriter<File>,
-    files: files::FilePool,
     images: u64,
 }
 
@@ -102,6 +101,8 @@ impl ExportSet {
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(root)?;
         let mut others: Vec<Box<dyn FormatWriter>> = Vec::new();
+        // Each writer gets its own file thread: files of one format share a directory, and
+        // creating files in different directories runs in parallel.
         for f in formats {
             match f {
                 OutputFormat::Coco => {}
@@ -115,9 +116,8 @@ impl ExportSet {
         }
         Ok(Self {
             coco: coco::CocoWriter::create(root, meta, results)?,
-            others,
+            others: others.into_iter().map(|w| (w, files::FilePool::new(1))).collect(),
             stems: BufWriter::new(File::create(root.join(labeljob_store::layout::STEMS))?),
-            files: files::FilePool::new(1),
             images: 0,
         })
     }
@@ -125,8 +125,8 @@ impl ExportSet {
     /// Write one image to every format.
     pub fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()> {
         self.coco.image(img)?;
-        for w in &mut self.others {
-            w.image(img, stem, &self.files)?;
+        for (w, files) in &mut self.others {
+            w.image(img, stem, files)?;
         }
         serde_json::to_writer(
             &mut self.stems,
@@ -150,10 +150,10 @@ impl ExportSet {
     /// Finish every format; `info` is the COCO `info` object.
     pub fn finish(self, info: &serde_json::Value) -> std::io::Result<()> {
         self.coco.finish(info)?;
-        for w in self.others {
+        for (w, files) in self.others {
             w.finish()?;
+            files.finish()?;
         }
-        self.files.finish()?;
         let mut stems = self.stems;
         stems.flush()
     }
