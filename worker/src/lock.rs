@@ -67,12 +67,16 @@ impl RunLock {
                 return Ok(RunLock { output: output.clone() });
             }
             let uri = output.child_uri(layout::RUN_LOCK);
-            let Some(bytes) = output.get_opt(layout::RUN_LOCK).await? else { continue };
-            let holder: Holder = serde_json::from_slice(&bytes).unwrap_or(Holder {
-                host: "?".into(),
-                pid: 0,
-                started: "? (unreadable lock)".into(),
-            });
+            // A lock is ~150 bytes; a much larger object is not ours and is not read.
+            let small = match output.head(layout::RUN_LOCK).await {
+                Ok(info) => info.size <= 4096,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let bytes = if small { output.get_opt(layout::RUN_LOCK).await? } else { None };
+            let parsed = bytes.and_then(|b| serde_json::from_slice::<Holder>(&b).ok());
+            let holder: Holder =
+                parsed.unwrap_or(Holder { host: "?".into(), pid: 0, started: "? (unreadable lock)".into() });
             if holder.host == me.host && holder.pid != me.pid && !alive(holder.pid) {
                 tracing::warn!(lock = %uri, pid = holder.pid, "taking over the lock of a run that is gone");
                 output.delete(layout::RUN_LOCK).await?;

@@ -73,10 +73,6 @@ impl CocoWriter {
         })
     }
 
-    pub(super) fn annotations(&self) -> u64 {
-        self.n_anns
-    }
-
     pub(super) fn image(&mut self, img: &OutImage<'_>) -> std::io::Result<()> {
         sep(&mut self.images, self.n_images == 0)?;
         let row = CocoImage {

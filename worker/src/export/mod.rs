@@ -142,11 +142,6 @@ impl ExportSet {
         self.images
     }
 
-    /// Annotations written to the COCO dataset.
-    pub fn annotations(&self) -> u64 {
-        self.coco.annotations()
-    }
-
     /// Finish every format; `info` is the COCO `info` object.
     pub fn finish(self, info: &serde_json::Value) -> std::io::Result<()> {
         self.coco.finish(info)?;

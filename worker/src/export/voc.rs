@@ -28,7 +28,8 @@ impl VocWriter {
 
 impl FormatWriter for VocWriter {
     fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &FilePool) -> std::io::Result<()> {
-        let mut xml = String::with_capacity(400 + 200 * img.detections.len());
+        let mut xml =
+            String::with_capacity(img.detections.len().saturating_mul(200).saturating_add(400).min(1 << 20));
         let x = &mut xml;
         let _ = write!(
             x,

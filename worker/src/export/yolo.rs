@@ -26,7 +26,7 @@ impl YoloWriter {
 
 impl FormatWriter for YoloWriter {
     fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &FilePool) -> std::io::Result<()> {
-        let mut line = String::with_capacity(48 * img.detections.len());
+        let mut line = String::with_capacity(img.detections.len().saturating_mul(48).min(1 << 20));
         let (w, h) = (f64::from(img.width.max(1)), f64::from(img.height.max(1)));
         let unit = |v: f64| v.clamp(0.0, 1.0);
         for d in img.detections {

@@ -110,14 +110,6 @@ impl ClassMap {
             .enumerate()
             .filter_map(move |(i, p)| p.filter(|p| self.categories[*p].name == name).map(|_| i as u32))
     }
-
-    /// Category ids of the given names; unknown names are returned as errors.
-    pub fn ids_of<'a>(&self, names: &'a [String]) -> Result<Vec<u32>, &'a str> {
-        names
-            .iter()
-            .map(|n| self.categories.iter().find(|c| &c.name == n).map(|c| c.id).ok_or(n.as_str()))
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -168,13 +160,5 @@ mod tests {
         }
         assert_eq!(r.category(17).map(|c| (c.id, c.name.as_str())), Some((18, "dog")));
         assert_eq!(m.indices_named("dog").collect::<Vec<_>>(), vec![17]);
-    }
-
-    #[test]
-    fn names_filter() {
-        let m = ClassMap::preset(ClassPreset::Coco90);
-        assert_eq!(m.ids_of(&["dog".into(), "cat".into()]), Ok(vec![18, 17]));
-        let bad = ["doge".to_string()];
-        assert_eq!(m.ids_of(&bad), Err("doge"));
     }
 }
