@@ -176,11 +176,11 @@ pub async fn merge(
 
     let dir = staging_dir(&ctx.output)?;
     let staging = dir.path().to_path_buf();
-    let meta = ExportMeta {
-        categories: ctx.model.classes.categories().to_vec(),
-        model_sha256: ctx.model.sha256.clone(),
-        job_name: ctx.name().to_string(),
-    };
+    let meta = ExportMeta::new(
+        ctx.model.classes.categories().to_vec(),
+        ctx.model.sha256.clone(),
+        ctx.name().to_string(),
+    );
     let mut main = ExportSet::create(&staging, &spec.output.formats, &meta, true)?;
     let review_formats: Vec<OutputFormat> = spec
         .output
@@ -198,7 +198,7 @@ pub async fn merge(
     let mut stems = Stems::default();
     let mut cache: HashMap<u64, ShardImage> = HashMap::new();
 
-    let mut per_class: BTreeMap<String, u64> = BTreeMap::new();
+    let mut per_class_id: HashMap<u32, u64> = HashMap::new();
     let mut errors_by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut hist = [0u64; HIST_BINS];
     let (mut labelled, mut failed, mut to_review, mut duplicates, mut model_runs) =
@@ -238,7 +238,7 @@ pub async fn merge(
             labelled += 1;
             detections += img.detections.len() as u64;
             for d in &img.detections {
-                *per_class.entry(meta.name(d.category_id).to_string()).or_default() += 1;
+                *per_class_id.entry(d.category_id).or_default() += 1;
                 hist[((d.score * HIST_BINS as f64) as usize).min(HIST_BINS - 1)] += 1;
             }
             let stem = stems.assign(&img.uri);
@@ -246,20 +246,21 @@ pub async fn merge(
             let mode = spec.review.as_ref().map(|r| r.mode);
             let out = OutImage {
                 id: img.id + 1,
-                uri: &img.uri,
+                uri: img.uri,
                 width: img.width,
                 height: img.height,
-                detections: &img.detections,
+                detections: img.detections,
                 flagged: reviewed && mode == Some(ReviewMode::Flag),
+                stem,
             };
-            if reviewed {
-                to_review += 1;
-                if let Some(r) = &mut review {
-                    r.image(&OutImage { flagged: false, ..out }, &stem)?;
-                }
-            }
+            to_review += u64::from(reviewed);
             if !reviewed || mode == Some(ReviewMode::Flag) {
-                main.image(&out, &stem)?;
+                if reviewed && let Some(r) = &mut review {
+                    r.image(OutImage { flagged: false, ..out.clone() })?;
+                }
+                main.image(out)?;
+            } else if let Some(r) = &mut review {
+                r.image(out)?;
             }
         }
         for e in &shard.errors {
@@ -276,6 +277,10 @@ pub async fn merge(
     dups.flush()?;
     drop((errors, dups));
 
+    let mut per_class: BTreeMap<&str, u64> = BTreeMap::new();
+    for (id, n) in &per_class_id {
+        *per_class.entry(meta.name(*id)).or_default() += n;
+    }
     let total = manifest.entries.len() as u64;
     let budget_exceeded = spec.max_failed_images.is_some_and(|m| failed > m)
         || spec.max_failed_fraction.is_some_and(|f| total > 0 && failed as f64 / total as f64 > f);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{ExportMeta, OutImage};
+use super::{ExportMeta, FormatWriter, OutImage};
 use crate::model::classes::Category;
 
 #[derive(Serialize)]
@@ -72,19 +72,21 @@ impl CocoWriter {
             n_anns: 0,
         })
     }
+}
 
-    pub(super) fn image(&mut self, img: &OutImage<'_>) -> std::io::Result<()> {
+impl FormatWriter for CocoWriter {
+    fn image(&mut self, img: &OutImage) -> std::io::Result<()> {
         sep(&mut self.images, self.n_images == 0)?;
         let row = CocoImage {
             id: img.id,
-            file_name: img.uri,
+            file_name: &img.uri,
             width: img.width,
             height: img.height,
             review: img.flagged,
         };
         serde_json::to_writer(&mut self.images, &row)?;
         self.n_images += 1;
-        for d in img.detections {
+        for d in &img.detections {
             let first = self.n_anns == 0;
             self.n_anns += 1;
             let area = ((d.bbox[2] * d.bbox[3]) * 100.0).round() / 100.0;
@@ -114,8 +116,8 @@ impl CocoWriter {
         Ok(())
     }
 
-    pub(super) fn finish(self, info: &serde_json::Value) -> std::io::Result<()> {
-        let Self { dir, images, anns, results, categories, .. } = self;
+    fn finish(self: Box<Self>, info: &serde_json::Value) -> std::io::Result<()> {
+        let Self { dir, images, anns, results, categories, .. } = *self;
         for w in [images, anns] {
             drop(w.into_inner().map_err(|e| e.into_error())?);
         }

@@ -3,16 +3,18 @@
 //! pixels, `source="auto"`, the score as the attribute). The image part is spooled to a file
 //! because the meta, written first, needs the image count.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::files::FilePool;
-use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
+use super::{ExportMeta, FormatWriter, OutImage, push_fixed, xml_escape};
 
 pub(super) struct CvatWriter {
     dir: PathBuf,
     meta: ExportMeta,
+    /// XML-escaped class names, by position.
+    names: Vec<String>,
     body: BufWriter<File>,
     images: u64,
 }
@@ -24,12 +26,14 @@ impl CvatWriter {
         let dir = root.join("cvat");
         std::fs::create_dir_all(&dir)?;
         let body = BufWriter::new(File::create(dir.join(BODY_PART))?);
-        Ok(Self { dir, meta: meta.clone(), body, images: 0 })
+        let names = meta.names_by_position(xml_escape);
+        Ok(Self { dir, meta: meta.clone(), names, body, images: 0 })
     }
 }
 
 impl FormatWriter for CvatWriter {
-    fn image(&mut self, img: &OutImage<'_>, stem: &Stem, _files: &FilePool) -> std::io::Result<()> {
+    fn image(&mut self, img: &OutImage) -> std::io::Result<()> {
+        let stem = &img.stem;
         let b = &mut self.body;
         writeln!(
             b,
@@ -39,27 +43,30 @@ impl FormatWriter for CvatWriter {
             img.width,
             img.height
         )?;
-        for d in img.detections {
+        let mut line = String::with_capacity(256);
+        for d in &img.detections {
             let [x, y, w, h] = d.bbox;
-            writeln!(
-                b,
-                "    <box label=\"{}\" source=\"auto\" occluded=\"0\" xtl=\"{:.2}\" ytl=\"{:.2}\" xbr=\"{:.2}\" ybr=\"{:.2}\" z_order=\"0\">\
-                 <attribute name=\"score\">{}</attribute></box>",
-                xml_escape(self.meta.name(d.category_id)),
-                x,
-                y,
-                x + w,
-                y + h,
-                d.score
-            )?;
+            line.clear();
+            line.push_str("    <box label=\"");
+            line.push_str(self.meta.lookup(&self.names, d.category_id));
+            line.push_str("\" source=\"auto\" occluded=\"0\"");
+            for (attr, v) in [("xtl", x), ("ytl", y), ("xbr", x + w), ("ybr", y + h)] {
+                line.push(' ');
+                line.push_str(attr);
+                line.push_str("=\"");
+                push_fixed(&mut line, v, 2);
+                line.push('"');
+            }
+            let _ = writeln!(line, " z_order=\"0\"><attribute name=\"score\">{}</attribute></box>", d.score);
+            b.write_all(line.as_bytes())?;
         }
         b.write_all(b"  </image>\n")?;
         self.images += 1;
         Ok(())
     }
 
-    fn finish(self: Box<Self>) -> std::io::Result<()> {
-        let Self { dir, meta, body, images } = *self;
+    fn finish(self: Box<Self>, _info: &serde_json::Value) -> std::io::Result<()> {
+        let Self { dir, meta, body, images, .. } = *self;
         drop(body.into_inner().map_err(|e| e.into_error())?);
         let mut out = BufWriter::new(File::create(dir.join("annotations.xml"))?);
         write!(

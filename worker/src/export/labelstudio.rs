@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::files::FilePool;
-use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
+use super::{ExportMeta, FormatWriter, OutImage, xml_escape};
 
 pub(super) struct LabelStudioWriter {
     dir: PathBuf,
@@ -79,7 +78,7 @@ fn pct(v: f64, total: u32) -> f64 {
 }
 
 impl FormatWriter for LabelStudioWriter {
-    fn image(&mut self, img: &OutImage<'_>, _stem: &Stem, _files: &FilePool) -> std::io::Result<()> {
+    fn image(&mut self, img: &OutImage) -> std::io::Result<()> {
         let result: Vec<Region<'_>> = img
             .detections
             .iter()
@@ -110,7 +109,7 @@ impl FormatWriter for LabelStudioWriter {
         let mean = if n == 0 { 0.0 } else { img.detections.iter().map(|d| d.score).sum::<f64>() / n as f64 };
         let task = Task {
             id: img.id,
-            data: TaskData { image: img.uri },
+            data: TaskData { image: &img.uri },
             predictions: [Prediction {
                 model_version: &self.meta.model_sha256,
                 score: (mean * 1e5).round() / 1e5,
@@ -125,7 +124,7 @@ impl FormatWriter for LabelStudioWriter {
         Ok(())
     }
 
-    fn finish(self: Box<Self>) -> std::io::Result<()> {
+    fn finish(self: Box<Self>, _info: &serde_json::Value) -> std::io::Result<()> {
         let mut tasks = self.tasks;
         tasks.write_all(b"]\n")?;
         tasks.flush()?;

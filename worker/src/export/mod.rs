@@ -1,8 +1,9 @@
 //! Label formats written by the merge, in one pass over the shards: COCO (always), Ultralytics
 //! YOLO, Pascal VOC, CVAT for images 1.1 and Label Studio tasks. Each [`ExportSet`] (the main set,
 //! the review set) writes its files into a local staging directory laid out like the output;
-//! [`upload_tree`] then copies the tree to the output store. Memory: the writers hold one image
-//! at a time; [`Stems`] keeps one short string per image so that file stems stay unique.
+//! [`publish`] then moves or copies the tree to the output store. Each format is written by its
+//! own thread, fed batches of images (bounded queues: memory is a few batches, not the job);
+//! [`Stems`] keeps one short string per image so that file stems stay unique.
 //!
 //! Layout under the output (or `review/` for the review set):
 //! ```text
@@ -16,15 +17,16 @@
 
 mod coco;
 mod cvat;
-mod files;
 mod labelstudio;
 mod stems;
 mod voc;
 mod yolo;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use futures::StreamExt;
 use labeljob_api::v1alpha1::OutputFormat;
@@ -35,21 +37,23 @@ use crate::shardfile::Detection;
 
 pub use stems::{Stem, Stems};
 
-/// One image as the merge writes it.
-#[derive(Debug, Clone, Copy)]
-pub struct OutImage<'a> {
+/// One image as the writers receive it (owned: batches of them cross to the writer threads).
+#[derive(Debug, Clone)]
+pub struct OutImage {
     /// COCO image id (manifest id + 1).
     pub id: u64,
     /// Source URI (COCO `file_name`).
-    pub uri: &'a str,
+    pub uri: String,
     /// Upright width in pixels.
     pub width: u32,
     /// Upright height in pixels.
     pub height: u32,
     /// Boxes in original pixels.
-    pub detections: &'a [Detection],
+    pub detections: Vec<Detection>,
     /// Flagged for review (review mode `Flag`, main set).
     pub flagged: bool,
+    /// Name of the image's per-image files.
+    pub stem: Stem,
 }
 
 /// What every writer needs to know about the job.
@@ -61,33 +65,95 @@ pub struct ExportMeta {
     pub model_sha256: String,
     /// The job's name (CVAT task name).
     pub job_name: String,
+    /// Category id → position in `categories`.
+    index: HashMap<u32, usize>,
 }
 
 impl ExportMeta {
+    /// The metadata of a job whose output classes are `categories` (in id order).
+    pub fn new(categories: Vec<Category>, model_sha256: String, job_name: String) -> Self {
+        let index = categories.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        Self { categories, model_sha256, job_name, index }
+    }
+
     /// Position of category `id` in id order (YOLO class index), if known.
     pub fn position(&self, id: u32) -> Option<usize> {
-        self.categories.iter().position(|c| c.id == id)
+        self.index.get(&id).copied()
     }
 
     /// Name of category `id`.
     pub fn name(&self, id: u32) -> &str {
-        self.categories.iter().find(|c| c.id == id).map_or("?", |c| c.name.as_str())
+        self.position(id).map_or("?", |i| self.categories[i].name.as_str())
+    }
+
+    /// Every category name mapped by `f`, by position, for writers that print a name per box.
+    fn names_by_position(&self, f: impl Fn(&str) -> String) -> Vec<String> {
+        self.categories.iter().map(|c| f(&c.name)).collect()
+    }
+
+    /// `names[position of id]`, or `"?"` for an id outside the table.
+    fn lookup<'a>(&self, names: &'a [String], id: u32) -> &'a str {
+        self.position(id).and_then(|i| names.get(i)).map_or("?", String::as_str)
     }
 }
 
-/// A format writer of one set.
-trait FormatWriter {
-    /// Write one image (per-image files go to `files`, the writer's own writer thread).
-    fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &files::FilePool) -> std::io::Result<()>;
-    /// Write what needs every image seen (headers with counts, class lists) and flush.
-    fn finish(self: Box<Self>) -> std::io::Result<()>;
+/// A format writer of one set; each runs on its own thread.
+trait FormatWriter: Send {
+    /// Write one image (per-image files included).
+    fn image(&mut self, img: &OutImage) -> std::io::Result<()>;
+    /// Write what needs every image seen (headers with counts, class lists) and flush;
+    /// `info` is the COCO `info` object.
+    fn finish(self: Box<Self>, info: &serde_json::Value) -> std::io::Result<()>;
 }
 
-/// The writers of one set (main or review) into `root`.
+/// Images handed to the writer threads at a time: one wake-up per batch, not per image.
+const BATCH: usize = 256;
+/// Batches queued per writer thread. Memory: at most `(QUEUE + 2) × BATCH` images are held
+/// (queued, being written, being filled), whatever the job's size.
+const QUEUE: usize = 4;
+
+enum Msg {
+    Images(Arc<Vec<OutImage>>),
+    Finish(Arc<serde_json::Value>),
+}
+
+/// One format writer's thread and its queue.
+struct WriterThread {
+    name: &'static str,
+    tx: SyncSender<Msg>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl WriterThread {
+    fn spawn(name: &'static str, mut writer: Box<dyn FormatWriter>) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
+        let handle = std::thread::Builder::new().name(format!("export-{name}")).spawn(move || {
+            for msg in rx {
+                match msg {
+                    Msg::Images(batch) => batch.iter().try_for_each(|img| writer.image(img))?,
+                    Msg::Finish(info) => return writer.finish(&info),
+                }
+            }
+            Ok(()) // the set was dropped unfinished (the merge failed): nothing to publish
+        })?;
+        Ok(Self { name, tx, handle })
+    }
+
+    /// The thread's outcome (it has stopped or was told to finish).
+    fn join(self) -> std::io::Result<()> {
+        let what = |e: std::io::Error| std::io::Error::new(e.kind(), format!("writing {}: {e}", self.name));
+        match self.handle.join() {
+            Ok(r) => r.map_err(what),
+            Err(_) => Err(std::io::Error::other(format!("the {} writer panicked", self.name))),
+        }
+    }
+}
+
+/// The writers of one set (main or review) into `root`, each format on its own thread: the
+/// merge loop only sorts images into sets, and the formats are written in parallel.
 pub struct ExportSet {
-    coco: coco::CocoWriter,
-    others: Vec<(Box<dyn FormatWriter>, files::FilePool)>,
-    stems: BufWriter<File>,
+    threads: Vec<WriterThread>,
+    pending: Vec<OutImage>,
     images: u64,
 }
 
@@ -100,40 +166,44 @@ impl ExportSet {
         results: bool,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(root)?;
-        let mut others: Vec<Box<dyn FormatWriter>> = Vec::new();
-        // Each writer gets its own file thread: files of one format share a directory, and
-        // creating files in different directories runs in parallel.
+        let mut writers: Vec<(&'static str, Box<dyn FormatWriter>)> = vec![
+            ("coco", Box::new(coco::CocoWriter::create(root, meta, results)?)),
+            ("stems", Box::new(stems::StemsWriter::create(root)?)),
+        ];
         for f in formats {
             match f {
                 OutputFormat::Coco => {}
-                OutputFormat::Yolo => others.push(Box::new(yolo::YoloWriter::create(root, meta)?)),
-                OutputFormat::Voc => others.push(Box::new(voc::VocWriter::create(root, meta)?)),
-                OutputFormat::Cvat => others.push(Box::new(cvat::CvatWriter::create(root, meta)?)),
-                OutputFormat::Labelstudio => {
-                    others.push(Box::new(labelstudio::LabelStudioWriter::create(root, meta)?))
-                }
+                OutputFormat::Yolo => writers.push(("yolo", Box::new(yolo::YoloWriter::create(root, meta)?))),
+                OutputFormat::Voc => writers.push(("voc", Box::new(voc::VocWriter::create(root, meta)?))),
+                OutputFormat::Cvat => writers.push(("cvat", Box::new(cvat::CvatWriter::create(root, meta)?))),
+                OutputFormat::Labelstudio => writers
+                    .push(("labelstudio", Box::new(labelstudio::LabelStudioWriter::create(root, meta)?))),
             }
         }
-        Ok(Self {
-            coco: coco::CocoWriter::create(root, meta, results)?,
-            others: others.into_iter().map(|w| (w, files::FilePool::new(1))).collect(),
-            stems: BufWriter::new(File::create(root.join(labeljob_store::layout::STEMS))?),
-            images: 0,
-        })
+        let threads =
+            writers.into_iter().map(|(name, w)| WriterThread::spawn(name, w)).collect::<Result<_, _>>()?;
+        Ok(Self { threads, pending: Vec::with_capacity(BATCH), images: 0 })
     }
 
     /// Write one image to every format.
-    pub fn image(&mut self, img: &OutImage<'_>, stem: &Stem) -> std::io::Result<()> {
-        self.coco.image(img)?;
-        for (w, files) in &mut self.others {
-            w.image(img, stem, files)?;
-        }
-        serde_json::to_writer(
-            &mut self.stems,
-            &serde_json::json!({"id": img.id, "file_name": img.uri, "stem": stem.stem, "ext": stem.ext}),
-        )?;
-        self.stems.write_all(b"\n")?;
+    pub fn image(&mut self, img: OutImage) -> std::io::Result<()> {
+        self.pending.push(img);
         self.images += 1;
+        if self.pending.len() >= BATCH { self.send_pending() } else { Ok(()) }
+    }
+
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = Arc::new(std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH)));
+        for i in 0..self.threads.len() {
+            if self.threads[i].tx.send(Msg::Images(batch.clone())).is_err() {
+                // That writer stopped on an error: report it.
+                let t = self.threads.swap_remove(i);
+                return Err(t.join().err().unwrap_or_else(|| std::io::Error::other("a writer stopped")));
+            }
+        }
         Ok(())
     }
 
@@ -142,15 +212,48 @@ impl ExportSet {
         self.images
     }
 
-    /// Finish every format; `info` is the COCO `info` object.
-    pub fn finish(self, info: &serde_json::Value) -> std::io::Result<()> {
-        self.coco.finish(info)?;
-        for (w, files) in self.others {
-            w.finish()?;
-            files.finish()?;
+    /// Finish every format; `info` is the COCO `info` object. Returns the first error.
+    pub fn finish(mut self, info: &serde_json::Value) -> std::io::Result<()> {
+        self.send_pending()?;
+        let info = Arc::new(info.clone());
+        let mut first = Ok(());
+        for t in self.threads {
+            // A failed send means the thread already stopped: join reports why.
+            let _ = t.tx.send(Msg::Finish(info.clone()));
+            let r = t.join();
+            if first.is_ok() {
+                first = r;
+            }
         }
-        let mut stems = self.stems;
-        stems.flush()
+        first
+    }
+}
+
+/// Write one per-image file; an error names the file.
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// Append `v` with `places` decimals (at most 9), rounded half away from zero: what `{:.N}`
+/// prints for box coordinates, without its exact (big-number) path, which dominated the
+/// per-box cost of the YOLO and CVAT writers.
+pub(crate) fn push_fixed(out: &mut String, v: f64, places: u32) {
+    use std::fmt::Write as _;
+    let places = places.min(9);
+    let p = 10u64.pow(places);
+    let n = (v.abs() * p as f64).round();
+    if !n.is_finite() || n >= 1e18 {
+        // Not finite or too large for the integer path.
+        let _ = write!(out, "{v:.*}", places as usize);
+        return;
+    }
+    let n = n as u64;
+    if v < 0.0 && n != 0 {
+        out.push('-');
+    }
+    let _ = write!(out, "{}", n / p);
+    if places > 0 {
+        let _ = write!(out, ".{:0w$}", n % p, w = places as usize);
     }
 }
 

@@ -4,6 +4,13 @@
 //! coexist on case-insensitive file systems). Memory: one short string per image.
 
 use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{FormatWriter, OutImage};
 
 /// The name of an image's per-image files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +73,38 @@ impl Stems {
             stem = format!("{clean}_{n}");
         }
         Stem { stem, ext }
+    }
+}
+
+/// Writes `stems.jsonl`: one `{"id","file_name","stem","ext"}` line per image, so that the
+/// per-image files of YOLO, VOC and CVAT can be matched to their source URIs.
+pub(super) struct StemsWriter {
+    out: BufWriter<File>,
+}
+
+#[derive(Serialize)]
+struct StemLine<'a> {
+    id: u64,
+    file_name: &'a str,
+    stem: &'a str,
+    ext: &'a str,
+}
+
+impl StemsWriter {
+    pub(super) fn create(root: &Path) -> std::io::Result<Self> {
+        Ok(Self { out: BufWriter::new(File::create(root.join(labeljob_store::layout::STEMS))?) })
+    }
+}
+
+impl FormatWriter for StemsWriter {
+    fn image(&mut self, img: &OutImage) -> std::io::Result<()> {
+        let line = StemLine { id: img.id, file_name: &img.uri, stem: &img.stem.stem, ext: &img.stem.ext };
+        serde_json::to_writer(&mut self.out, &line)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn finish(mut self: Box<Self>, _info: &serde_json::Value) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 

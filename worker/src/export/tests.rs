@@ -5,11 +5,7 @@ use crate::model::classes::Category;
 
 fn meta() -> ExportMeta {
     let cat = |id: u32, name: &str| Category { id, name: name.into(), supercategory: name.into() };
-    ExportMeta {
-        categories: vec![cat(1, "person"), cat(10, "traffic light")],
-        model_sha256: "ab".repeat(32),
-        job_name: "j<1>".into(),
-    }
+    ExportMeta::new(vec![cat(1, "person"), cat(10, "traffic light")], "ab".repeat(32), "j<1>".into())
 }
 
 #[test]
@@ -30,17 +26,24 @@ fn every_format_writes_its_files() {
     ];
     let a = OutImage {
         id: 1,
-        uri: "file:///x/a&b.jpg",
+        uri: "file:///x/a&b.jpg".into(),
         width: 100,
         height: 50,
-        detections: &dets,
+        detections: dets.to_vec(),
         flagged: false,
+        stem: stems.assign("file:///x/a&b.jpg"),
     };
-    let b =
-        OutImage { id: 2, uri: "file:///y/a&b.jpg", width: 10, height: 10, detections: &[], flagged: true };
+    let b = OutImage {
+        id: 2,
+        uri: "file:///y/a&b.jpg".into(),
+        width: 10,
+        height: 10,
+        detections: vec![],
+        flagged: true,
+        stem: stems.assign("file:///y/a&b.jpg"),
+    };
     for img in [a, b] {
-        let stem = stems.assign(img.uri);
-        set.image(&img, &stem).expect("image");
+        set.image(img).expect("image");
     }
     assert_eq!(set.images(), 2);
     set.finish(&serde_json::json!({"x": 1})).expect("finish");
@@ -78,4 +81,67 @@ fn every_format_writes_its_files() {
     assert!(read("labelstudio/config.xml").contains("<Label value=\"traffic light\"/>"));
     let stems_file = read(labeljob_store::layout::STEMS);
     assert_eq!(stems_file.lines().count(), 2);
+}
+
+#[test]
+fn push_fixed_prints_what_format_prints() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut off_by_one = 0;
+    for _ in 0..100_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let v = (x % 4_000_000) as f64 / 997.0 - 2000.0;
+        for places in [2u32, 6] {
+            let mut got = String::new();
+            push_fixed(&mut got, v, places);
+            let want = format!("{v:.*}", places as usize);
+            if got != want {
+                // Only a tie in the last place may round the other way.
+                let (g, w): (f64, f64) = (got.parse().expect("number"), want.parse().expect("number"));
+                assert!((g - w).abs() <= 1.01 * 10f64.powi(-(places as i32)), "{v}: {got} vs {want}");
+                off_by_one += 1;
+            }
+        }
+    }
+    assert!(off_by_one < 100, "{off_by_one} of 200000 differ in the last place");
+    let mut s = String::new();
+    for v in [0.0, -0.0004, -1.5, 1e300, f64::NAN] {
+        push_fixed(&mut s, v, 2);
+        s.push(' ');
+    }
+    assert_eq!(s, format!("0.00 0.00 -1.50 {:.2} NaN ", 1e300));
+}
+
+#[test]
+fn a_failing_writer_is_reported_by_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut set = ExportSet::create(dir.path(), &[OutputFormat::Yolo], &meta(), false).expect("create");
+    std::fs::remove_dir_all(dir.path().join("yolo")).expect("rm");
+    let mut stems = Stems::default();
+    let mut first_error = None;
+    for id in 0..(BATCH as u64 * (QUEUE as u64 + 3)) {
+        let uri = format!("file:///x/{id}.jpg");
+        let img = OutImage {
+            id,
+            stem: stems.assign(&uri),
+            uri,
+            width: 1,
+            height: 1,
+            detections: vec![],
+            flagged: false,
+        };
+        if let Err(e) = set.image(img) {
+            first_error = Some(e);
+            break;
+        }
+    }
+    let e = match first_error {
+        Some(e) => e,
+        None => set.finish(&serde_json::json!({})).expect_err("the labels directory is gone"),
+    };
+    assert!(
+        e.to_string().starts_with("writing yolo: ") && e.to_string().contains("yolo/labels/0.txt"),
+        "{e}"
+    );
 }

@@ -7,12 +7,13 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::files::FilePool;
-use super::{ExportMeta, FormatWriter, OutImage, Stem, xml_escape};
+use super::{ExportMeta, FormatWriter, OutImage, write_file, xml_escape};
 
 pub(super) struct VocWriter {
     dir: PathBuf,
     meta: ExportMeta,
+    /// Class names as VOC spells them (XML-escaped, `:` → `_`), by position.
+    names: Vec<String>,
     list: BufWriter<File>,
 }
 
@@ -22,12 +23,14 @@ impl VocWriter {
         std::fs::create_dir_all(dir.join("Annotations"))?;
         std::fs::create_dir_all(dir.join("ImageSets").join("Main"))?;
         let list = BufWriter::new(File::create(dir.join("ImageSets").join("Main").join("default.txt"))?);
-        Ok(Self { dir, meta: meta.clone(), list })
+        let names = meta.names_by_position(|n| xml_escape(&n.replace(':', "_")));
+        Ok(Self { dir, meta: meta.clone(), names, list })
     }
 }
 
 impl FormatWriter for VocWriter {
-    fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &FilePool) -> std::io::Result<()> {
+    fn image(&mut self, img: &OutImage) -> std::io::Result<()> {
+        let stem = &img.stem;
         let mut xml =
             String::with_capacity(img.detections.len().saturating_mul(200).saturating_add(400).min(1 << 20));
         let x = &mut xml;
@@ -41,14 +44,14 @@ impl FormatWriter for VocWriter {
             img.height
         );
         let (w, h) = (f64::from(img.width), f64::from(img.height));
-        for d in img.detections {
+        for d in &img.detections {
             let [bx, by, bw, bh] = d.bbox;
             let px = |v: f64, max: f64| v.round().clamp(0.0, max) as i64;
             let _ = write!(
                 x,
                 "  <object>\n    <name>{}</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    \
                  <difficult>0</difficult>\n    <bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox>\n  </object>\n",
-                xml_escape(&self.meta.name(d.category_id).replace(':', "_")),
+                self.meta.lookup(&self.names, d.category_id),
                 px(bx, w),
                 px(by, h),
                 px(bx + bw, w),
@@ -56,11 +59,11 @@ impl FormatWriter for VocWriter {
             );
         }
         x.push_str("</annotation>\n");
-        files.write(self.dir.join("Annotations").join(format!("{}.xml", stem.stem)), xml.into_bytes())?;
+        write_file(&self.dir.join("Annotations").join(format!("{}.xml", stem.stem)), xml.as_bytes())?;
         writeln!(self.list, "{}", stem.stem)
     }
 
-    fn finish(self: Box<Self>) -> std::io::Result<()> {
+    fn finish(self: Box<Self>, _info: &serde_json::Value) -> std::io::Result<()> {
         let mut list = self.list;
         list.flush()?;
         let mut out = BufWriter::new(File::create(self.dir.join("labelmap.txt"))?);

@@ -8,8 +8,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::files::FilePool;
-use super::{ExportMeta, FormatWriter, OutImage, Stem};
+use super::{ExportMeta, FormatWriter, OutImage, push_fixed, write_file};
 
 pub(super) struct YoloWriter {
     dir: PathBuf,
@@ -25,28 +24,26 @@ impl YoloWriter {
 }
 
 impl FormatWriter for YoloWriter {
-    fn image(&mut self, img: &OutImage<'_>, stem: &Stem, files: &FilePool) -> std::io::Result<()> {
+    fn image(&mut self, img: &OutImage) -> std::io::Result<()> {
         let mut line = String::with_capacity(img.detections.len().saturating_mul(48).min(1 << 20));
         let (w, h) = (f64::from(img.width.max(1)), f64::from(img.height.max(1)));
         let unit = |v: f64| v.clamp(0.0, 1.0);
-        for d in img.detections {
+        for d in &img.detections {
             let Some(cls) = self.meta.position(d.category_id) else { continue };
             let [x, y, bw, bh] = d.bbox;
             let (x1, y1) = (unit(x / w), unit(y / h));
             let (x2, y2) = (unit((x + bw) / w), unit((y + bh) / h));
-            let _ = writeln!(
-                line,
-                "{cls} {:.6} {:.6} {:.6} {:.6}",
-                (x1 + x2) / 2.0,
-                (y1 + y2) / 2.0,
-                x2 - x1,
-                y2 - y1
-            );
+            let _ = write!(line, "{cls}");
+            for v in [(x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1] {
+                line.push(' ');
+                push_fixed(&mut line, v, 6);
+            }
+            line.push('\n');
         }
-        files.write(self.dir.join("labels").join(format!("{}.txt", stem.stem)), line.into_bytes())
+        write_file(&self.dir.join("labels").join(format!("{}.txt", img.stem.stem)), line.as_bytes())
     }
 
-    fn finish(self: Box<Self>) -> std::io::Result<()> {
+    fn finish(self: Box<Self>, _info: &serde_json::Value) -> std::io::Result<()> {
         let mut out = BufWriter::new(File::create(self.dir.join("data.yaml"))?);
         writeln!(
             out,
