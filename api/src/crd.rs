@@ -104,7 +104,7 @@ mod tests {
         let shown = |p: i32| -> Vec<String> {
             cols.iter().filter(|c| c.priority.unwrap_or(0) == p).map(|c| c.name.clone()).collect()
         };
-        assert_eq!(shown(0), ["Phase", "Progress", "Img/s", "ETA", "Failed", "Age"]);
+        assert_eq!(shown(0), ["Phase", "Progress", "Img/s", "ETA", "Failed", "Review", "Age"]);
         assert_eq!(shown(1), ["Shards", "Model", "Output"], "kubectl get -o wide");
     }
 }

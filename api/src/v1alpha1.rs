@@ -38,6 +38,7 @@ pub use labels::{DedupAction, DedupMode, DedupSpec, OutputFormat, ReviewMode, Re
     printcolumn(name = "Img/s", type_ = "number", json_path = ".status.imagesPerSecond"),
     printcolumn(name = "ETA", type_ = "string", json_path = ".status.eta"),
     printcolumn(name = "Failed", type_ = "integer", json_path = ".status.images.failed"),
+    printcolumn(name = "Review", type_ = "integer", json_path = ".status.images.review"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "Shards", type_ = "integer", json_path = ".spec.workers.shards", priority = 1),
     printcolumn(name = "Model", type_ = "string", json_path = ".status.model", priority = 1),
@@ -601,6 +602,14 @@ pub struct ImageCounts {
     pub processed: u64,
     /// Images that could not be labelled.
     pub failed: u64,
+    /// Images routed to the review set (`spec.review`), from the merge's report; unset
+    /// before the merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<u64>,
+    /// Duplicate images found (`spec.input.dedup`), from the merge's report; unset before the
+    /// merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<u64>,
 }
 
 /// Shard counts.

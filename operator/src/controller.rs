@@ -218,6 +218,7 @@ async fn apply_labeljob(lj: &LabelJob, api: &Api<LabelJob>, ctx: &Context) -> Re
         // Once Merging (or finished) the final counts are in the status: the store is not read
         // again (nor the credentials Secret it needs).
         progress: !matches!(prev.phase, Some(Phase::Merging | Phase::Succeeded | Phase::Failed)),
+        report: !matches!(prev.phase, Some(Phase::Succeeded | Phase::Failed)),
     };
     if let Some(stores) = &ctx.stores
         && !stores.ready(CACHE_SYNC_TIMEOUT).await

@@ -1,5 +1,6 @@
 //! Shard progress: the shards write `<output>/progress/shard-NNNNN.json` every ~2 s and the
-//! planner writes `<output>/plan.json`; the operator reads them each pass through the
+//! planner writes `<output>/plan.json` and the merge `<output>/report.json`; the operator reads
+//! them (each only while it can change) through the
 //! [`ProgressSource`] trait, so reconcile tests inject a fake one; [`StoreProgress`] is the
 //! real one (`labeljob-store`).
 
@@ -12,7 +13,7 @@ mod store;
 mod store_tests;
 pub use store::{StoreProgress, secret_vars};
 
-pub use labeljob_store::ShardProgress;
+pub use labeljob_store::{ReportImages, ShardProgress};
 
 /// What `plan.json` says about the frozen manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,6 +57,8 @@ pub trait ProgressSource: Send + Sync {
     async fn read(&self, lj: &LabelJob) -> Result<Vec<Option<ShardProgress>>, ProgressError>;
     /// The plan summary of `lj` (None before `labeljob plan` wrote it).
     async fn plan(&self, lj: &LabelJob) -> Result<Option<PlanSummary>, ProgressError>;
+    /// The image counts of the merge's `report.json` (None before the merge wrote it).
+    async fn report(&self, lj: &LabelJob) -> Result<Option<ReportImages>, ProgressError>;
 }
 
 /// The progress source the controller uses: the output store, with the job's credentials.

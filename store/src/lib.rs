@@ -25,6 +25,7 @@ pub mod netguard;
 pub mod plan;
 pub mod progress;
 pub mod redact;
+pub mod report;
 pub mod retry;
 
 pub use input::InputSource;
@@ -34,6 +35,7 @@ pub use netguard::NetworkPolicy;
 pub use plan::plan;
 pub use progress::{ShardProgress, read_progress, write_progress};
 pub use redact::redact_uri;
+pub use report::{ReportImages, read_report_images};
 pub use retry::RetryPolicy;
 
 /// Install the `ring` rustls crypto provider for this process (reqwest is built with
@@ -211,6 +213,16 @@ pub enum StoreError {
         /// serde_json's error.
         #[source]
         source: serde_json::Error,
+    },
+    /// A small control object (report, lock) is larger than the reader accepts.
+    #[error("{uri} is {size} bytes, more than the {limit} bytes this reader accepts")]
+    ObjectTooLarge {
+        /// Full URI of the object.
+        uri: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
     },
 }
 

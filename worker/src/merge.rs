@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use labeljob_api::v1alpha1::{DedupAction, DedupMode, OutputFormat, ReviewMode, ReviewSpec};
 use labeljob_store::manifest::{Manifest, shard_range};
-use labeljob_store::{StoreError, layout};
+use labeljob_store::{ReportImages, StoreError, layout};
 use serde_json::json;
 
 use crate::dedup::{HashIndex, ImageHash, Match, parse_hash_hex};
@@ -321,8 +321,8 @@ pub async fn merge(
     let wall = wall_seconds.unwrap_or(timings.wall);
     let report = json!({
         "provenance": provenance,
-        "images": {"total": total, "labelled": labelled, "failed": failed, "main": main_images,
-                   "review": to_review, "duplicates": duplicates, "modelRuns": model_runs},
+        "images": ReportImages { total, labelled, failed, main: main_images, review: to_review,
+                                 duplicates, model_runs },
         "detections": detections,
         "formats": spec.output.formats,
         "perClass": per_class,

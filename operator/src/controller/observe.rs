@@ -1,7 +1,8 @@
 //! Step 3 — observe. Reads the children (ConfigMap, plan Job, inference Deployment and
 //! Service, shards Job, merge Job) from the controller's watch caches ([`ChildStores`], the
 //! reflectors of its owned watches: no request), or by GET when it has none, and the shards'
-//! progress from the output store through [`ProgressSource`] (only while it can change), and
+//! progress and the merge's report from the output store through [`ProgressSource`] (only while
+//! they can change), and
 //! reduces them to an [`Observed`] that `plan` and `status` work from; the live objects are kept
 //! so `apply` writes only what differs. The status is derived from this every pass, never from
 //! a record of past actions.
@@ -19,7 +20,7 @@ use serde::de::DeserializeOwned;
 use super::build::{Child, child_name};
 use super::validate::ValidatedJob;
 use crate::error::{Error, Result};
-use crate::progress::{PlanSummary, ProgressSource, ShardProgress};
+use crate::progress::{PlanSummary, ProgressSource, ReportImages, ShardProgress};
 
 /// Why a Job failed, as its `Failed` condition says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +217,8 @@ pub struct Observed {
     pub progress: Option<Vec<Option<ShardProgress>>>,
     /// `plan.json` of the output (None: not planned yet, not read, or unreadable).
     pub plan: Option<PlanSummary>,
+    /// The image counts of `report.json` (None: not merged yet, not read, or unreadable).
+    pub report: Option<ReportImages>,
     /// The children themselves.
     pub live: Live,
 }
@@ -249,13 +252,15 @@ pub struct Reads {
     pub plan_summary: bool,
     /// Shard progress, while the shards Job exists (not once the final counts are recorded).
     pub progress: bool,
+    /// `report.json`, once the merge Job is complete (not once the job's end is recorded).
+    pub report: bool,
 }
 
 /// Read the children of `v` and, as `reads` asks, the plan summary and the shards' progress.
 pub async fn observe(
     client: &Client,
     stores: Option<&ChildStores>,
-    progress: &dyn ProgressSource,
+    source: &dyn ProgressSource,
     lj: &LabelJob,
     v: &ValidatedJob,
     reads: Reads,
@@ -271,7 +276,7 @@ pub async fn observe(
 
     let planned = plan_job.as_ref().is_some_and(|j| j.complete);
     let plan = if planned && reads.plan_summary {
-        match progress.plan(lj).await {
+        match source.plan(lj).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, job = %v.name, "cannot read plan.json");
@@ -282,10 +287,21 @@ pub async fn observe(
         None
     };
     let progress = if shards_job.is_some() && reads.progress {
-        match progress.read(lj).await {
+        match source.read(lj).await {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(error = %e, job = %v.name, "cannot read shard progress");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let report = if merge_job.as_ref().is_some_and(|j| j.complete) && reads.report {
+        match source.report(lj).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, job = %v.name, "cannot read report.json");
                 None
             }
         }
@@ -300,6 +316,7 @@ pub async fn observe(
         merge_job,
         progress,
         plan,
+        report,
         live,
     })
 }

@@ -33,7 +33,7 @@ fn images(obs: &Observed, prev: &LabelJobStatus) -> Option<ImageCounts> {
             let same_manifest =
                 obs.plan.as_ref().is_none_or(|p| Some(&p.manifest_digest) == prev.manifest_digest.as_ref());
             let before = prev.images.filter(|i| same_manifest && i.total == total).map_or(0, |i| i.processed);
-            Some(ImageCounts { total, processed: processed.max(before), failed })
+            Some(ImageCounts { total, processed: processed.max(before), failed, ..ImageCounts::default() })
         }
         None => prev.images.or(planned_total.map(|total| ImageCounts { total, ..ImageCounts::default() })),
     }
@@ -126,7 +126,11 @@ pub fn compute(
 
     let start = prev.start_time.clone().unwrap_or(Time(now));
     let tp = throughput::compute(prev, images(obs, prev), plan.phase, obs.shards_job.as_ref(), now);
-    let images = tp.images;
+    // The merge's report adds where the images went (review set, duplicates).
+    let images = tp.images.map(|i| match &obs.report {
+        Some(r) => ImageCounts { review: Some(r.review), duplicates: Some(r.duplicates), ..i },
+        None => i,
+    });
     let completion_time = match (plan.finished_now, plan.phase) {
         (true, Phase::Succeeded) => {
             Some(obs.merge_job.as_ref().and_then(|j| j.completion_time.clone()).unwrap_or(Time(now)))

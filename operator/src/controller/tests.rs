@@ -16,13 +16,14 @@ use crate::error::Result;
 use crate::events::EventRecorder;
 use crate::fixtures::{FakeApiServer, labeljob_path, sample, stored};
 use crate::metrics::Metrics;
-use crate::progress::{PlanSummary, ProgressError, ProgressSource, ShardProgress};
+use crate::progress::{PlanSummary, ProgressError, ProgressSource, ReportImages, ShardProgress};
 
 /// Progress the test sets, as if read from the store.
 #[derive(Default)]
 pub struct FakeProgress {
     pub shards: Mutex<Vec<Option<ShardProgress>>>,
     pub plan: Mutex<Option<PlanSummary>>,
+    pub report: Mutex<Option<ReportImages>>,
 }
 
 #[async_trait]
@@ -32,6 +33,9 @@ impl ProgressSource for FakeProgress {
     }
     async fn plan(&self, _lj: &LabelJob) -> Result<Option<PlanSummary>, ProgressError> {
         Ok(self.plan.lock().expect("lock").clone())
+    }
+    async fn report(&self, _lj: &LabelJob) -> Result<Option<ReportImages>, ProgressError> {
+        Ok(*self.report.lock().expect("lock"))
     }
 }
 

@@ -147,10 +147,21 @@ async fn shards_done_merge_then_succeeded_and_torn_down() {
     assert_eq!(find(&h.status().conditions, "ShardsComplete").map(|c| c.status.as_str()), Some("True"));
 
     h.complete("merge");
+    *h.progress.report.lock().expect("lock") = Some(crate::progress::ReportImages {
+        total: 4,
+        labelled: 4,
+        main: 1,
+        review: 3,
+        duplicates: 1,
+        model_runs: 3,
+        ..Default::default()
+    });
     h.fake.clear_requests();
     h.pass().await.expect("succeeds");
     let s = h.status();
     assert_eq!(s.phase, Some(Phase::Succeeded));
+    let images = s.images.expect("counts");
+    assert_eq!((images.review, images.duplicates), (Some(3), Some(1)), "the REVIEW column, from report.json");
     assert_eq!(s.output.as_deref(), Some("s3://labels/street/annotations.json"));
     assert_eq!(s.completion_time.map(|t| t.0.to_string()), Some("2026-01-01T01:00:00Z".into()));
     assert_eq!(

@@ -116,7 +116,7 @@ mod tests {
     }
 
     fn counts(processed: u64) -> Option<ImageCounts> {
-        Some(ImageCounts { total: 1200, processed, failed: 0 })
+        Some(ImageCounts { total: 1200, processed, failed: 0, ..ImageCounts::default() })
     }
 
     fn after(t: &Throughput) -> LabelJobStatus {
@@ -159,7 +159,7 @@ mod tests {
             complete: true,
             ..JobState::default()
         };
-        let done = Some(ImageCounts { total: 1200, processed: 1200, failed: 3 });
+        let done = Some(ImageCounts { total: 1200, processed: 1200, failed: 3, ..ImageCounts::default() });
         // 1200 images in the 60 s the shards ran, not in the 160 s since the job started.
         let t = compute(&LabelJobStatus::default(), done, Phase::Succeeded, Some(&shards), at(200));
         assert_eq!((t.rate, t.eta, t.progress_time), (Some(20.0), None, None));
