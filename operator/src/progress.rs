@@ -6,26 +6,13 @@
 
 use async_trait::async_trait;
 use labeljob_api::LabelJob;
-use serde::Deserialize;
 
 mod store;
 #[cfg(test)]
 mod store_tests;
 pub use store::{StoreProgress, secret_vars};
 
-pub use labeljob_store::{ReportImages, ShardProgress};
-
-/// What `plan.json` says about the frozen manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanSummary {
-    /// sha256 of `manifest.jsonl`.
-    pub manifest_digest: String,
-    /// Images in the manifest.
-    pub total: u64,
-    /// Shards the manifest is cut into.
-    pub shards: u32,
-}
+pub use labeljob_store::{PlanInfo, ReportImages, ShardProgress};
 
 /// Why progress could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +32,6 @@ pub enum ProgressError {
     /// The store could not be configured or read.
     #[error(transparent)]
     Store(#[from] labeljob_store::StoreError),
-    /// `plan.json` is not what `labeljob plan` writes.
-    #[error("plan.json is not valid: {0}")]
-    PlanJson(#[source] serde_json::Error),
 }
 
 /// Where the operator reads shard progress and the plan summary from.
@@ -56,7 +40,7 @@ pub trait ProgressSource: Send + Sync {
     /// Progress of every shard of `lj` (None for a shard that has not written any yet).
     async fn read(&self, lj: &LabelJob) -> Result<Vec<Option<ShardProgress>>, ProgressError>;
     /// The plan summary of `lj` (None before `labeljob plan` wrote it).
-    async fn plan(&self, lj: &LabelJob) -> Result<Option<PlanSummary>, ProgressError>;
+    async fn plan(&self, lj: &LabelJob) -> Result<Option<PlanInfo>, ProgressError>;
     /// The image counts of the merge's `report.json` (None before the merge wrote it).
     async fn report(&self, lj: &LabelJob) -> Result<Option<ReportImages>, ProgressError>;
 }

@@ -32,7 +32,7 @@ pub use input::InputSource;
 pub use location::{Location, ObjectInfo, StoreOptions};
 pub use manifest::{Manifest, ManifestEntry, shard_range};
 pub use netguard::NetworkPolicy;
-pub use plan::plan;
+pub use plan::{PlanInfo, plan, read_plan_info};
 pub use progress::{ShardProgress, read_progress, write_progress};
 pub use redact::redact_uri;
 pub use report::{ReportImages, read_report_images};

@@ -6,9 +6,35 @@
 //! with `put_if_absent`; when another planner wins that race, its manifest is the one returned.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::{InputSource, Location, Manifest, Result, layout};
+
+/// `plan.json`: what the frozen manifest was made from. The planner (`labeljob plan`) writes
+/// it; the operator reads it for `status.images.total` and `status.manifestDigest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanInfo {
+    /// sha256 of manifest.jsonl.
+    pub manifest_digest: String,
+    /// Images in the manifest.
+    pub total: u64,
+    /// Shards of the job.
+    pub shards: u32,
+    /// Digest of the input spec the listing was made from.
+    pub input_digest: String,
+}
+
+/// The `plan.json` of `output` (None before the planner wrote it).
+pub async fn read_plan_info(output: &Location) -> Result<Option<PlanInfo>> {
+    match output.get_opt(layout::PLAN).await? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| crate::StoreError::Json { uri: output.child_uri(layout::PLAN), source }),
+        None => Ok(None),
+    }
+}
 
 /// Read the frozen manifest of `output`, or list `input` and freeze it.
 pub async fn plan(input: &InputSource, output: &Location) -> Result<Manifest> {

@@ -235,7 +235,7 @@ async fn detector(
 ) -> anyhow::Result<Arc<dyn Detector>> {
     let inference = &ctx.job.spec.inference;
     let Some(endpoint) = remote.endpoint.clone().or_else(|| inference.endpoint.clone()) else {
-        return local_detector(ctx, local);
+        return local_detector(ctx, local).await;
     };
     let spec = &ctx.job.spec;
     let name = inference
@@ -255,8 +255,12 @@ async fn detector(
     Ok(Arc::new(client))
 }
 
-fn local_detector(ctx: &Arc<JobContext>, local: &LocalEngineArgs) -> anyhow::Result<Arc<dyn Detector>> {
-    let engine = stages::start_engine(ctx, local)
+/// Load the model off the async workers (ORT session creation blocks for seconds).
+async fn local_detector(ctx: &Arc<JobContext>, local: &LocalEngineArgs) -> anyhow::Result<Arc<dyn Detector>> {
+    let (c, l) = (ctx.clone(), local.clone());
+    let engine = tokio::task::spawn_blocking(move || stages::start_engine(&c, &l))
+        .await
+        .context("the model loading thread stopped")?
         .with_context(|| format!("loading model {}", ctx.model.path.display()))?;
     Ok(Arc::new(engine))
 }

@@ -110,8 +110,11 @@ impl MergeSummary {
 async fn load_shard(ctx: &JobContext, manifest: &Manifest, index: u32) -> Result<ShardFile, MergeError> {
     let shards = ctx.shards();
     let bytes = ctx.output.get(&layout::shard_key(index)).await?;
-    let shard: ShardFile =
-        serde_json::from_slice(&bytes).map_err(|source| MergeError::Corrupt { index, source })?;
+    // Parsing a shard (up to a few hundred MB) is CPU work: off the async workers.
+    let shard: ShardFile = tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes))
+        .await
+        .map_err(|e| MergeError::Spool(std::io::Error::other(format!("shard parser stopped: {e}"))))?
+        .map_err(|source| MergeError::Corrupt { index, source })?;
     let want = ShardFor {
         manifest_digest: &manifest.digest,
         settings_digest: &ctx.settings_digest,
@@ -156,6 +159,111 @@ async fn cross_shard_copies(
     Ok((copies, firsts))
 }
 
+/// Running counts of the merge.
+#[derive(Debug, Default)]
+struct Counts {
+    labelled: u64,
+    failed: u64,
+    to_review: u64,
+    duplicates: u64,
+    model_runs: u64,
+    detections: u64,
+}
+
+/// Everything the merge accumulates over the shards; [`Tally::absorb`] takes one shard (on a
+/// blocking thread: it is CPU and file work).
+struct Tally {
+    spec: labeljob_api::LabelJobSpec,
+    /// Manifest id → URI of the first copies the current shard's duplicates name.
+    first_uris: HashMap<u64, String>,
+    cross: HashMap<u64, Match>,
+    firsts: HashSet<u64>,
+    main: ExportSet,
+    review: Option<ExportSet>,
+    errors: BufWriter<File>,
+    dups: BufWriter<File>,
+    stems: Stems,
+    cache: HashMap<u64, ShardImage>,
+    per_class_id: HashMap<u32, u64>,
+    errors_by_kind: BTreeMap<String, u64>,
+    hist: [u64; HIST_BINS],
+    counts: Counts,
+    timings: Timings,
+}
+
+impl Tally {
+    /// Sort one shard's images into the main and review sets, list its duplicates and errors.
+    fn absorb(&mut self, shard: ShardFile) -> Result<(), MergeError> {
+        let spec = &self.spec;
+        let c = &mut self.counts;
+        self.timings.add(&shard.timings);
+        for mut img in shard.images {
+            if img.duplicate_of.is_none() {
+                c.model_runs += 1;
+            }
+            if self.firsts.contains(&img.id) {
+                self.cache.insert(img.id, img.clone());
+            }
+            if let Some(m) = self.cross.get(&img.id)
+                && let Some(first) = self.cache.get(&m.id)
+            {
+                img.copy_labels_of(first, m.distance);
+            }
+            if let Some(d) = img.duplicate_of {
+                c.duplicates += 1;
+                let first_uri = self.first_uris.get(&d.id).map_or("", String::as_str);
+                serde_json::to_writer(
+                    &mut self.dups,
+                    &json!({"uri": img.uri, "duplicateOf": first_uri, "distance": d.distance,
+                            "id": img.id + 1, "duplicateOfId": d.id + 1,
+                            "action": spec.input.dedup.action}),
+                )?;
+                self.dups.write_all(b"\n")?;
+                if spec.input.dedup.action == DedupAction::Skip {
+                    continue;
+                }
+            }
+            c.labelled += 1;
+            c.detections += img.detections.len() as u64;
+            for d in &img.detections {
+                *self.per_class_id.entry(d.category_id).or_default() += 1;
+                self.hist[((d.score * HIST_BINS as f64) as usize).min(HIST_BINS - 1)] += 1;
+            }
+            let stem = self.stems.assign(&img.uri);
+            let reviewed = spec.review.as_ref().is_some_and(|r| needs_review(r, &img.detections));
+            let mode = spec.review.as_ref().map(|r| r.mode);
+            let out = OutImage {
+                id: img.id + 1,
+                uri: img.uri,
+                width: img.width,
+                height: img.height,
+                detections: img.detections,
+                flagged: reviewed && mode == Some(ReviewMode::Flag),
+                stem,
+            };
+            c.to_review += u64::from(reviewed);
+            if !reviewed || mode == Some(ReviewMode::Flag) {
+                if reviewed && let Some(r) = &mut self.review {
+                    r.image(OutImage { flagged: false, ..out.clone() })?;
+                }
+                self.main.image(out)?;
+            } else if let Some(r) = &mut self.review {
+                r.image(out)?;
+            }
+        }
+        for e in &shard.errors {
+            serde_json::to_writer(
+                &mut self.errors,
+                &json!({"uri": e.uri, "stage": e.stage, "kind": e.kind, "reason": e.reason}),
+            )?;
+            self.errors.write_all(b"\n")?;
+            *self.errors_by_kind.entry(e.kind.clone()).or_default() += 1;
+            c.failed += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Merge every shard of `manifest` into the output. `wall_seconds` is the whole run's wall
 /// time when known (for img/s in the report).
 pub async fn merge(
@@ -181,7 +289,7 @@ pub async fn merge(
         ctx.model.sha256.clone(),
         ctx.name().to_string(),
     );
-    let mut main = ExportSet::create(&staging, &spec.output.formats, &meta, true)?;
+    let main = ExportSet::create(&staging, &spec.output.formats, &meta, true)?;
     let review_formats: Vec<OutputFormat> = spec
         .output
         .formats
@@ -189,93 +297,47 @@ pub async fn merge(
         .copied()
         .filter(|f| matches!(f, OutputFormat::Coco | OutputFormat::Labelstudio))
         .collect();
-    let mut review = match &spec.review {
+    let review = match &spec.review {
         Some(_) => Some(ExportSet::create(&staging.join(layout::REVIEW_DIR), &review_formats, &meta, false)?),
         None => None,
     };
-    let mut errors = BufWriter::new(File::create(staging.join(layout::ERRORS))?);
-    let mut dups = BufWriter::new(File::create(staging.join(layout::DUPLICATES))?);
-    let mut stems = Stems::default();
-    let mut cache: HashMap<u64, ShardImage> = HashMap::new();
-
-    let mut per_class_id: HashMap<u32, u64> = HashMap::new();
-    let mut errors_by_kind: BTreeMap<String, u64> = BTreeMap::new();
-    let mut hist = [0u64; HIST_BINS];
-    let (mut labelled, mut failed, mut to_review, mut duplicates, mut model_runs) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut detections = 0u64;
-    let mut timings = Timings::default();
-
+    let mut tally = Tally {
+        spec: spec.clone(),
+        first_uris: HashMap::new(),
+        cross,
+        firsts,
+        main,
+        review,
+        errors: BufWriter::new(File::create(staging.join(layout::ERRORS))?),
+        dups: BufWriter::new(File::create(staging.join(layout::DUPLICATES))?),
+        stems: Stems::default(),
+        cache: HashMap::new(),
+        per_class_id: HashMap::new(),
+        errors_by_kind: BTreeMap::new(),
+        hist: [0; HIST_BINS],
+        counts: Counts::default(),
+        timings: Timings::default(),
+    };
     for index in 0..shards {
         let shard = load_shard(ctx, manifest, index).await?;
-        timings.add(&shard.timings);
-        for mut img in shard.images {
-            if img.duplicate_of.is_none() {
-                model_runs += 1;
-            }
-            if firsts.contains(&img.id) {
-                cache.insert(img.id, img.clone());
-            }
-            if let Some(m) = cross.get(&img.id)
-                && let Some(first) = cache.get(&m.id)
-            {
-                img.copy_labels_of(first, m.distance);
-            }
-            if let Some(d) = img.duplicate_of {
-                duplicates += 1;
-                let first_uri = manifest.entries.get(d.id as usize).map_or("", |e| e.uri.as_str());
-                serde_json::to_writer(
-                    &mut dups,
-                    &json!({"uri": img.uri, "duplicateOf": first_uri, "distance": d.distance,
-                            "id": img.id + 1, "duplicateOfId": d.id + 1,
-                            "action": spec.input.dedup.action}),
-                )?;
-                dups.write_all(b"\n")?;
-                if spec.input.dedup.action == DedupAction::Skip {
-                    continue;
-                }
-            }
-            labelled += 1;
-            detections += img.detections.len() as u64;
-            for d in &img.detections {
-                *per_class_id.entry(d.category_id).or_default() += 1;
-                hist[((d.score * HIST_BINS as f64) as usize).min(HIST_BINS - 1)] += 1;
-            }
-            let stem = stems.assign(&img.uri);
-            let reviewed = spec.review.as_ref().is_some_and(|r| needs_review(r, &img.detections));
-            let mode = spec.review.as_ref().map(|r| r.mode);
-            let out = OutImage {
-                id: img.id + 1,
-                uri: img.uri,
-                width: img.width,
-                height: img.height,
-                detections: img.detections,
-                flagged: reviewed && mode == Some(ReviewMode::Flag),
-                stem,
-            };
-            to_review += u64::from(reviewed);
-            if !reviewed || mode == Some(ReviewMode::Flag) {
-                if reviewed && let Some(r) = &mut review {
-                    r.image(OutImage { flagged: false, ..out.clone() })?;
-                }
-                main.image(out)?;
-            } else if let Some(r) = &mut review {
-                r.image(out)?;
-            }
-        }
-        for e in &shard.errors {
-            serde_json::to_writer(
-                &mut errors,
-                &json!({"uri": e.uri, "stage": e.stage, "kind": e.kind, "reason": e.reason}),
-            )?;
-            errors.write_all(b"\n")?;
-            *errors_by_kind.entry(e.kind.clone()).or_default() += 1;
-            failed += 1;
-        }
+        // The URIs of the first copies of this shard's duplicates (for duplicates.jsonl), the
+        // copies of an earlier shard's images included.
+        tally.first_uris = shard
+            .images
+            .iter()
+            .filter_map(|im| im.duplicate_of.map(|d| d.id).or_else(|| tally.cross.get(&im.id).map(|m| m.id)))
+            .filter_map(|id| Some((id, manifest.entries.get(usize::try_from(id).ok()?)?.uri.clone())))
+            .collect();
+        // Sorting images into sets is CPU and file work: on a blocking thread.
+        tally = tokio::task::spawn_blocking(move || tally.absorb(shard).map(|()| tally))
+            .await
+            .map_err(|e| MergeError::Spool(std::io::Error::other(format!("merge thread stopped: {e}"))))??;
     }
-    errors.flush()?;
-    dups.flush()?;
-    drop((errors, dups));
+    let Tally { main, review, errors, dups, per_class_id, errors_by_kind, hist, counts, timings, .. } = tally;
+    let Counts { labelled, failed, to_review, duplicates, model_runs, detections } = counts;
+    for w in [errors, dups] {
+        drop(w.into_inner().map_err(|e| e.into_error())?);
+    }
 
     let mut per_class: BTreeMap<&str, u64> = BTreeMap::new();
     for (id, n) in &per_class_id {

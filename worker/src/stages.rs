@@ -6,25 +6,10 @@ use std::sync::Arc;
 
 use labeljob_api::v1alpha1::{Device, OverwritePolicy};
 use labeljob_store::manifest::Manifest;
-use labeljob_store::{StoreError, layout};
-use serde::{Deserialize, Serialize};
+use labeljob_store::{PlanInfo, StoreError, layout};
 
 use crate::job::JobContext;
 use crate::model::{Engine, EngineOptions};
-
-/// `plan.json`: what the frozen manifest was made from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanInfo {
-    /// sha256 of manifest.jsonl.
-    pub manifest_digest: String,
-    /// Images in the manifest.
-    pub total: u64,
-    /// Shards of the job.
-    pub shards: u32,
-    /// Digest of the input spec the listing was made from.
-    pub input_digest: String,
-}
 
 /// Why planning failed.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +144,7 @@ pub struct LocalEngineArgs {
 }
 
 /// Start the in-process engine for a job, sized by [`engine_size`] unless `args` say otherwise.
+/// Blocking (it loads the model): call it from `spawn_blocking` or a thread.
 pub fn start_engine(
     ctx: &Arc<JobContext>,
     args: &LocalEngineArgs,

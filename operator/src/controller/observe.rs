@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use super::build::{Child, child_name};
 use super::validate::ValidatedJob;
 use crate::error::{Error, Result};
-use crate::progress::{PlanSummary, ProgressSource, ReportImages, ShardProgress};
+use crate::progress::{PlanInfo, ProgressSource, ReportImages, ShardProgress};
 
 /// Why a Job failed, as its `Failed` condition says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +216,7 @@ pub struct Observed {
     /// Per-shard progress (None: not read this pass, or the store could not be read).
     pub progress: Option<Vec<Option<ShardProgress>>>,
     /// `plan.json` of the output (None: not planned yet, not read, or unreadable).
-    pub plan: Option<PlanSummary>,
+    pub plan: Option<PlanInfo>,
     /// The image counts of `report.json` (None: not merged yet, not read, or unreadable).
     pub report: Option<ReportImages>,
     /// The children themselves.

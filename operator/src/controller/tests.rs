@@ -16,13 +16,13 @@ use crate::error::Result;
 use crate::events::EventRecorder;
 use crate::fixtures::{FakeApiServer, labeljob_path, sample, stored};
 use crate::metrics::Metrics;
-use crate::progress::{PlanSummary, ProgressError, ProgressSource, ReportImages, ShardProgress};
+use crate::progress::{PlanInfo, ProgressError, ProgressSource, ReportImages, ShardProgress};
 
 /// Progress the test sets, as if read from the store.
 #[derive(Default)]
 pub struct FakeProgress {
     pub shards: Mutex<Vec<Option<ShardProgress>>>,
-    pub plan: Mutex<Option<PlanSummary>>,
+    pub plan: Mutex<Option<PlanInfo>>,
     pub report: Mutex<Option<ReportImages>>,
 }
 
@@ -31,7 +31,7 @@ impl ProgressSource for FakeProgress {
     async fn read(&self, _lj: &LabelJob) -> Result<Vec<Option<ShardProgress>>, ProgressError> {
         Ok(self.shards.lock().expect("lock").clone())
     }
-    async fn plan(&self, _lj: &LabelJob) -> Result<Option<PlanSummary>, ProgressError> {
+    async fn plan(&self, _lj: &LabelJob) -> Result<Option<PlanInfo>, ProgressError> {
         Ok(self.plan.lock().expect("lock").clone())
     }
     async fn report(&self, _lj: &LabelJob) -> Result<Option<ReportImages>, ProgressError> {

@@ -59,8 +59,11 @@ async fn play(fake: Arc<FakeApiServer>, path: String, out: std::path::PathBuf) {
     };
     tokio::time::sleep(Duration::from_secs(secs)).await;
     if path.ends_with("-plan") {
-        std::fs::write(out.join("plan.json"), r#"{"manifestDigest":"ab","total":2,"shards":2}"#)
-            .expect("plan.json");
+        std::fs::write(
+            out.join("plan.json"),
+            r#"{"manifestDigest":"ab","total":2,"shards":2,"inputDigest":"cd"}"#,
+        )
+        .expect("plan.json");
     }
     if path.ends_with("-shards") {
         std::fs::create_dir_all(out.join("progress")).expect("mkdir");

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::plan::RUNNING_REQUEUE;
 use super::tests::{Harness, NS, shard};
 use crate::fixtures::sample;
-use crate::progress::PlanSummary;
+use crate::progress::PlanInfo;
 
 fn gpu_job() -> labeljob_api::LabelJob {
     let mut lj = sample("labeljob-minimal.yaml");
@@ -81,7 +81,7 @@ async fn ready_inference_starts_indexed_shards_and_progress_moves() {
 
     h.inference_available(1);
     *h.progress.plan.lock().expect("lock") =
-        Some(PlanSummary { manifest_digest: "ab12".into(), total: 400, shards: 4 });
+        Some(PlanInfo { manifest_digest: "ab12".into(), total: 400, shards: 4, input_digest: String::new() });
     assert_eq!(h.pass().await.expect("runs"), Action::requeue(RUNNING_REQUEUE));
     let job = h.fake.object(&h.job("shards"));
     let spec = &job["spec"];
@@ -263,7 +263,7 @@ async fn empty_input_fails_fast_without_shards_or_merge() {
     h.start().await;
     h.complete("plan");
     *h.progress.plan.lock().expect("lock") =
-        Some(PlanSummary { manifest_digest: "e3b0".into(), total: 0, shards: 4 });
+        Some(PlanInfo { manifest_digest: "e3b0".into(), total: 0, shards: 4, input_digest: String::new() });
     h.inference_available(1);
     h.pass().await.expect("fails");
     let s = h.status();
@@ -285,8 +285,12 @@ async fn empty_input_fails_fast_without_shards_or_merge() {
 #[tokio::test]
 async fn progress_never_goes_back_on_a_shard_retry_and_the_rate_is_recent() {
     let h = Harness::minimal();
-    *h.progress.plan.lock().expect("lock") =
-        Some(PlanSummary { manifest_digest: "ab12".into(), total: 1200, shards: 4 });
+    *h.progress.plan.lock().expect("lock") = Some(PlanInfo {
+        manifest_digest: "ab12".into(),
+        total: 1200,
+        shards: 4,
+        input_digest: String::new(),
+    });
     h.to_running().await;
     let set = |p: [u64; 2]| {
         *h.progress.shards.lock().expect("lock") =

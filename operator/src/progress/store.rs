@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 use labeljob_api::LabelJob;
-use labeljob_store::{Location, StoreOptions, layout, read_progress, read_report_images};
+use labeljob_store::{Location, StoreOptions, read_plan_info, read_progress, read_report_images};
 
-use super::{PlanSummary, ProgressError, ProgressSource, ReportImages, ShardProgress};
+use super::{PlanInfo, ProgressError, ProgressSource, ReportImages, ShardProgress};
 
 /// How long a credentials Secret read is reused.
 pub const SECRET_TTL: Duration = Duration::from_secs(60);
@@ -108,13 +108,10 @@ impl ProgressSource for StoreProgress {
         self.forget_secret(lj, r)
     }
 
-    async fn plan(&self, lj: &LabelJob) -> Result<Option<PlanSummary>, ProgressError> {
+    async fn plan(&self, lj: &LabelJob) -> Result<Option<PlanInfo>, ProgressError> {
         let location = self.location(lj).await?;
-        let r = location.get_opt(layout::PLAN).await.map_err(ProgressError::Store);
-        match self.forget_secret(lj, r)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(ProgressError::PlanJson),
-            None => Ok(None),
-        }
+        let r = read_plan_info(&location).await.map_err(ProgressError::Store);
+        self.forget_secret(lj, r)
     }
 
     async fn report(&self, lj: &LabelJob) -> Result<Option<ReportImages>, ProgressError> {
@@ -159,8 +156,11 @@ mod tests {
             r#"{"index":1,"total":50,"processed":20,"failed":2,"elapsedSeconds":4.0,"done":false}"#,
         )
         .expect("write");
-        std::fs::write(dir.join("plan.json"), r#"{"manifestDigest":"ab","total":100,"shards":2}"#)
-            .expect("write");
+        std::fs::write(
+            dir.join("plan.json"),
+            r#"{"manifestDigest":"ab","total":100,"shards":2,"inputDigest":"cd"}"#,
+        )
+        .expect("write");
         let mut lj = crate::fixtures::stored(crate::fixtures::sample("labeljob-minimal.yaml"), "ns");
         lj.spec.output.uri = format!("file://{}", dir.display());
         lj.spec.input.credentials = None;
@@ -179,8 +179,11 @@ mod tests {
     #[tokio::test]
     async fn the_credentials_secret_is_read_once_per_ttl_not_every_pass() {
         let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(dir.path().join("plan.json"), r#"{"manifestDigest":"ab","total":4,"shards":1}"#)
-            .expect("write");
+        std::fs::write(
+            dir.path().join("plan.json"),
+            r#"{"manifestDigest":"ab","total":4,"shards":1,"inputDigest":"cd"}"#,
+        )
+        .expect("write");
         let mut lj = crate::fixtures::stored(crate::fixtures::sample("labeljob-minimal.yaml"), "ns");
         lj.spec.output.uri = format!("file://{}", dir.path().display());
         lj.spec.output.credentials =

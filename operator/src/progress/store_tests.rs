@@ -83,7 +83,7 @@ fn shard_one() -> ShardProgress {
     ShardProgress { index: 1, total: 50, processed: 20, failed: 2, elapsed_seconds: 4.0, done: false }
 }
 
-const PLAN: &str = r#"{"manifestDigest":"ab","total":100,"shards":2}"#;
+const PLAN: &str = r#"{"manifestDigest":"ab","total":100,"shards":2,"inputDigest":"cd"}"#;
 
 #[tokio::test]
 #[ignore = "needs Azurite (scripts/az-server.sh install); run by make test"]

@@ -11,7 +11,9 @@ use labeljob_api::v1alpha1::Device;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use std::sync::mpsc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::config::ModelConfig;
 use super::decode::{Filter, RawDetection};
@@ -108,13 +110,15 @@ struct Job {
     image: Vec<u8>,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Vec<RawDetection>, InferError>>,
+    /// The caller's span: the inference thread logs under it.
+    span: tracing::Span,
     _permit: OwnedSemaphorePermit,
 }
 
 /// Handle to the engine; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::Sender<Job>,
     slots: Arc<Semaphore>,
     capacity: usize,
     input_len: usize,
@@ -135,7 +139,7 @@ impl Engine {
     /// Load the model in `opts.sessions` threads and start them. Returns once every session
     /// is loaded (errors such as a bad model or a missing ORT library surface here).
     pub fn start(config: ModelConfig, opts: EngineOptions) -> Result<Self, SessionError> {
-        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let metrics = EngineMetrics::default();
         let mut model_batch = usize::MAX;
@@ -209,7 +213,13 @@ impl Engine {
         let (reply, rx) = oneshot::channel();
         self.metrics.queue_depth.inc();
         self.tx
-            .send(Job { image, enqueued: Instant::now(), reply, _permit: permit })
+            .send(Job {
+                image,
+                enqueued: Instant::now(),
+                reply,
+                span: tracing::Span::current(),
+                _permit: permit,
+            })
             .map_err(|_| InferError::Stopped)?;
         Ok(rx)
     }
@@ -217,23 +227,27 @@ impl Engine {
 
 fn run_thread(
     mut session: ModelSession,
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     opts: EngineOptions,
     metrics: EngineMetrics,
 ) {
     let max_batch = opts.max_batch.max(1).min(session.max_batch);
     loop {
         let batch = {
-            let Ok(mut rx) = rx.lock() else { return };
-            let Some(first) = rx.blocking_recv() else { return };
+            let Ok(rx) = rx.lock() else { return };
+            // Block for the first image; then take what else arrives until the batch is full or
+            // the batch delay has passed (no delay at all when the model takes one at a time).
+            let Ok(first) = rx.recv() else { return };
             let mut batch = vec![first];
             let deadline = Instant::now() + opts.max_delay;
             while batch.len() < max_batch {
+                let left = deadline.saturating_duration_since(Instant::now());
                 match rx.try_recv() {
                     Ok(job) => batch.push(job),
-                    Err(mpsc::error::TryRecvError::Empty) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
+                    Err(mpsc::TryRecvError::Empty) if !left.is_zero() => match rx.recv_timeout(left) {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    },
                     Err(_) => break,
                 }
             }
@@ -266,6 +280,7 @@ fn run_thread(
             Ok(dets) => {
                 for (job, d) in batch.into_iter().zip(dets) {
                     metrics.queue_depth.dec();
+                    tracing::trace!(parent: &job.span, detections = d.len(), "inferred");
                     let _ = job.reply.send(Ok(d));
                 }
             }
@@ -274,6 +289,7 @@ fn run_thread(
                 let e = Arc::new(e);
                 for job in batch {
                     metrics.queue_depth.dec();
+                    tracing::debug!(parent: &job.span, error = %e, "inference failed");
                     let _ = job.reply.send(Err(InferError::Model(e.clone())));
                 }
             }
