@@ -49,6 +49,27 @@ def start_server(labeljob_bin, env, port):
     raise AssertionError("labeljob serve did not become ready in 60 s")
 
 
+def wait_for(condition, seconds, what):
+    """Poll `condition` until it holds (True) or `seconds` pass (AssertionError naming `what`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds} s waiting until {what}")
+
+
+def inferences(port):
+    """Images the server at `port` has answered (labeljob_server_images_total), 0 if down."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("labeljob_server_images_total"))
+
+
 def stop(proc):
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
@@ -159,20 +180,26 @@ def test_job_survives_a_killed_server(tmp_path, labeljob_bin, run_env):
     # The copies are the load: every one of them must reach the (killed) server.
     job.write_text(job.read_text().replace(f'    uri: "file://{images}"\n', f'    uri: "file://{images}"\n    dedup: {{mode: none}}\n'))
     server = start_server(labeljob_bin, run_env, port)
-    run = subprocess.Popen(
-        [str(labeljob_bin), "run", str(job), "--no-progress", "--endpoint", f"http://127.0.0.1:{port}"],
-        env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    # The client's retries are logged at debug level: the test waits for one, not for a time.
+    log = tmp_path / "run.log"
+    env = dict(run_env, RUST_LOG="info,labeljob_worker::oip_client=debug")
+    with open(log, "w") as log_file:
+        run = subprocess.Popen(
+            [str(labeljob_bin), "run", str(job), "--no-progress", "--endpoint", f"http://127.0.0.1:{port}"],
+            env=env, stdout=subprocess.PIPE, stderr=log_file, text=True,
+        )
     restarted = None
     try:
-        time.sleep(1.0)
-        assert run.poll() is None, "the job is still running when the server dies"
+        served = wait_for(lambda: inferences(port) >= 16, 120, "the server answered 16 images")
+        assert served and run.poll() is None, "the job is still running when the server dies"
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
-        time.sleep(2.0)
+        assert wait_for(lambda: ": retrying" in log.read_text() or run.poll() is not None, 120,
+                        "the client retried against the dead server")
+        assert run.poll() is None, f"the run ended while the server was down: {log.read_text()[-2000:]}"
         restarted = start_server(labeljob_bin, run_env, port)
-        out, err = run.communicate(timeout=300)
-        assert run.returncode == 0, f"{out}\n{err}"
+        out, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, f"{out}\n{log.read_text()[-4000:]}"
     finally:
         if run.poll() is None:
             os.kill(run.pid, signal.SIGKILL)

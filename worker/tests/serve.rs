@@ -202,7 +202,21 @@ async fn shutdown_drains_requests_in_flight() {
         let c = c.clone();
         async move { post(&c, &url, body, Some(n)).await.status().as_u16() }
     });
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    // Stop only once the server holds the request (24 images queued or running).
+    let metrics = server.url("/metrics");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = c.get(&metrics).send().await.expect("metrics").text().await.expect("text");
+        let depth = text
+            .lines()
+            .find_map(|l| l.strip_prefix("labeljob_server_queue_depth "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if depth.is_some_and(|d| d > 0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request never reached the queue");
+        tokio::task::yield_now().await;
+    }
     let addr = server.addr;
     let started = Instant::now();
     server.stop().await.expect("clean stop");
@@ -213,14 +227,24 @@ async fn shutdown_drains_requests_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_checks_the_model_and_retries_within_its_budget() {
-    // Nothing listens yet: the client retries until the server comes up.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    // First a listener that hangs up on every connection: the client retries; once it has
+    // come back twice, the real server takes the port.
+    let gate = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = gate.local_addr().expect("addr").port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let connecting = tokio::spawn({
         let endpoint = endpoint.clone();
         async move { OipClient::connect(&endpoint, NAME, SIDE, SIDE, ClientOptions::default()).await }
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    for _ in 0..2 {
+        let (conn, _) = tokio::time::timeout(Duration::from_secs(60), gate.accept())
+            .await
+            .expect("the client tries again")
+            .expect("accept");
+        drop(conn);
+    }
+    drop(gate);
+    assert!(!connecting.is_finished(), "the client is still retrying");
     let server = Server::bind(&format!("127.0.0.1:{port}"), settings(64, 32 << 20)).await.expect("bind");
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(server.run(async move {
