@@ -57,6 +57,7 @@ lint: ## rustfmt and clippy (warnings are errors)
 .PHONY: generate
 generate: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	cargo run -q --release -p labeljob-api --bin crdgen > crds/labeljob.yaml
+	cargo run -q --release -p labeljob-operator -- rbac-chart > charts/labeljob/templates/_operator-rules.tpl
 	$(MAKE) --no-print-directory chart-crd
 
 .PHONY: bench

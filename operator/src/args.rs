@@ -68,6 +68,9 @@ pub enum Command {
     Crd,
     /// Print the operator's RBAC rules as JSON ([{apiGroups, resources, verbs}]).
     Rbac,
+    /// Print the chart's rules template (charts/labeljob/templates/_operator-rules.tpl; `make
+    /// generate` writes it).
+    RbacChart,
 }
 
 /// Log output format.

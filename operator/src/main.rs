@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
     match args.command {
         Some(Command::Crd) => print!("{}", labeljob_operator::runtime::crd_yaml().context("CRD")?),
         Some(Command::Rbac) => println!("{}", labeljob_operator::rbac::rules_json().context("RBAC rules")?),
+        Some(Command::RbacChart) => print!("{}", labeljob_operator::rbac::chart_template()),
         None => {
             labeljob_operator::runtime::init_logging(args.log_format)?;
             labeljob_operator::runtime::run(args).await?;

@@ -1,6 +1,8 @@
-//! The exact RBAC rules the controller needs, owned by the code that makes the calls.
-//! `labeljob-operator rbac` prints them as JSON and the chart's ClusterRole is tested against
-//! that output; the reconcile tests check every request the controller makes against them.
+//! The exact RBAC rules the controller needs, owned by the code that makes the calls: the one
+//! source. `labeljob-operator rbac` prints them as JSON; `labeljob-operator rbac-chart` prints
+//! the chart's `_operator-rules.tpl` (written by `make generate`, checked by a drift test), which
+//! the chart's ClusterRole or Role includes; the reconcile tests check every request the
+//! controller makes against them.
 
 use serde::Serialize;
 
@@ -62,9 +64,48 @@ pub fn rules_json() -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(RULES)
 }
 
+/// Where the chart keeps the generated rules, relative to the repository root.
+pub const CHART_TEMPLATE: &str = "charts/labeljob/templates/_operator-rules.tpl";
+
+/// The chart template defining `labeljob.operatorRules`: `RULES` as YAML list items.
+pub fn chart_template() -> String {
+    let list = |items: &[&str]| {
+        let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut out = String::from(
+        "{{- /* Generated from operator/src/rbac.rs by `make generate` (labeljob-operator rbac-chart):\n\
+         do not edit. The operator's permissions, included by rbac-operator.yaml. */ -}}\n\
+         {{- define \"labeljob.operatorRules\" -}}\n",
+    );
+    for r in RULES {
+        out += &format!(
+            "- apiGroups: {}\n  resources: {}\n  verbs: {}\n",
+            list(r.api_groups),
+            list(r.resources),
+            list(r.verbs)
+        );
+    }
+    out + "{{- end -}}\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chart_template_is_generated_from_the_rules() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(CHART_TEMPLATE);
+        let on_disk = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `make generate`)", path.display()));
+        assert_eq!(
+            on_disk,
+            chart_template(),
+            "{CHART_TEMPLATE} differs from rbac::RULES: run `make generate`"
+        );
+        let helpers = std::fs::read_to_string(path.with_file_name("_helpers.tpl")).expect("_helpers.tpl");
+        assert!(!helpers.contains("operatorRules"), "no hand-written copy of the rules in _helpers.tpl");
+    }
 
     #[test]
     fn json_has_the_rbac_field_names() {

@@ -1,9 +1,9 @@
 """Checks of the Helm chart charts/labeljob, rendered by Helm itself through helm-sdkpy
 (charts/tools/helmsdk.py: lint, and install into an in-memory recording apiserver).
 
-The operator's RBAC rules are compared with `$LABELJOB_OPERATOR_BIN rbac` (the JSON the
-operator prints from `labeljob_operator::rbac::RULES`) when that variable is set, else with the
-list agreed in the contract (EXPECTED_RULES below).
+The operator's RBAC rules are compared with `labeljob-operator rbac` (the JSON the operator
+prints from `labeljob_operator::rbac::RULES`, the one source; `$LABELJOB_OPERATOR_BIN`, else
+the release build): there is no second copy of the rules to fall back on.
 """
 
 from __future__ import annotations
@@ -26,20 +26,6 @@ import helmsdk  # noqa: E402
 RELEASE, NAMESPACE = "lj", "labeljob-system"
 OPERATOR = f"{RELEASE}-operator"
 WORKER_SA = "labeljob-worker"
-
-CHILD = ["get", "list", "watch", "create", "patch", "delete"]
-EXPECTED_RULES = [
-    {"apiGroups": ["labeljob.dev"], "resources": ["labeljobs"],
-     "verbs": ["get", "list", "watch", "patch", "update", "delete"]},
-    {"apiGroups": ["labeljob.dev"], "resources": ["labeljobs/status"], "verbs": ["get", "patch", "update"]},
-    {"apiGroups": ["labeljob.dev"], "resources": ["labeljobs/finalizers"], "verbs": ["update"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": CHILD},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": CHILD},
-    {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": CHILD},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
-]
 
 # Every environment variable the operator reads (operator/src/args.rs, plus RUST_LOG and
 # POD_NAMESPACE in operator/src/runtime.rs).
@@ -71,11 +57,10 @@ def permissions(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
 
 
 def expected_permissions() -> dict[tuple[str, str], set[str]]:
-    binary = os.environ.get("LABELJOB_OPERATOR_BIN")
-    if binary:
-        out = subprocess.run([binary, "rbac"], check=True, capture_output=True, text=True, timeout=60)
-        return permissions(json.loads(out.stdout))
-    return permissions(EXPECTED_RULES)
+    binary = Path(os.environ.get("LABELJOB_OPERATOR_BIN") or ROOT / "target" / "release" / "labeljob-operator")
+    assert binary.is_file(), f"{binary} is missing: build it first (make build)"
+    out = subprocess.run([str(binary), "rbac"], check=True, capture_output=True, text=True, timeout=60)
+    return permissions(json.loads(out.stdout))
 
 
 @pytest.fixture(scope="module")

@@ -46,37 +46,3 @@ app.kubernetes.io/part-of: labeljob
 {{- toJson (list (default .Release.Namespace .Values.watchNamespace)) -}}
 {{- end -}}
 {{- end -}}
-
-{{/*
-The operator's permissions, exactly what `labeljob-operator rbac` prints; used by the
-ClusterRole, or by the Role in watchNamespace. tests/python/test_chart.py compares them.
-*/}}
-{{- define "labeljob.operatorRules" -}}
-- apiGroups: ["labeljob.dev"]
-  resources: ["labeljobs"]
-  verbs: ["get", "list", "watch", "patch", "update", "delete"]
-- apiGroups: ["labeljob.dev"]
-  resources: ["labeljobs/status"]
-  verbs: ["get", "patch", "update"]
-- apiGroups: ["labeljob.dev"]
-  resources: ["labeljobs/finalizers"]
-  verbs: ["update"]
-- apiGroups: ["apps"]
-  resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["batch"]
-  resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["configmaps", "services"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["coordination.k8s.io"]
-  resources: ["leases"]
-  verbs: ["get", "create", "update"]
-{{- end -}}
