@@ -33,6 +33,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use labeljob_api::{LabelJob, Phase};
+use labeljob_store::Backoff;
 
 pub use build::OperatorConfig;
 pub use observe::ChildStores;
@@ -61,7 +62,7 @@ pub struct Context {
     /// The watch caches of the children (None: read them by GET).
     pub stores: Option<ChildStores>,
     /// Consecutive failures per LabelJob (`namespace/name`), for the backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    pub(crate) failures: Mutex<HashMap<String, u32>>,
     /// Uids of the children deleted per LabelJob, until the cache no longer shows them.
     deleted: Mutex<HashMap<String, HashSet<String>>>,
     /// Reconcile passes so far.
@@ -194,10 +195,12 @@ pub fn error_policy(lj: Arc<LabelJob>, err: &Error, ctx: Arc<Context>) -> Action
     Action::requeue(backoff(n))
 }
 
-/// Delay before retry `n` (1-based).
+/// Requeue delays after consecutive errors: 5 s doubling to 5 min (the shared backoff).
+pub const ERROR_BACKOFF: Backoff = Backoff { initial: Duration::from_secs(5), max: Duration::from_secs(300) };
+
+/// Delay before retry `n` (1-based), with jitter so that many failing jobs spread out.
 pub fn backoff(n: u32) -> Duration {
-    let secs = 5u64.saturating_mul(1u64 << n.saturating_sub(1).min(6));
-    Duration::from_secs(secs.min(300))
+    ERROR_BACKOFF.jittered(n)
 }
 
 async fn apply_labeljob(lj: &LabelJob, api: &Api<LabelJob>, ctx: &Context) -> Result<Action> {

@@ -36,7 +36,7 @@ pub use plan::{PlanInfo, plan, read_plan_info};
 pub use progress::{ShardProgress, read_progress, write_progress};
 pub use redact::redact_uri;
 pub use report::{ReportImages, read_report_images};
-pub use retry::RetryPolicy;
+pub use retry::{Backoff, RetryPolicy};
 
 /// Install the `ring` rustls crypto provider for this process (reqwest is built with
 /// `rustls-no-provider`). Idempotent: a provider installed earlier, by this function or

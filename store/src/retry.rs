@@ -1,6 +1,8 @@
-//! Retries and HTTP: one [`RetryPolicy`] (bounded tries, exponential backoff, bounded
-//! timeouts) used for `http(s)://` downloads by [`HttpClient`] and handed to object_store's
-//! own retry loop for cloud stores, so that both sides of the input behave alike.
+//! Retries and HTTP: one [`Backoff`] (exponential, capped, with jitter) that every retry loop
+//! of the project uses — downloads here, the OIP client's requests, the operator's requeue
+//! after an error — and one [`RetryPolicy`] (bounded tries, that backoff, bounded timeouts)
+//! used for `http(s)://` downloads by [`HttpClient`] and handed to object_store's own retry
+//! loop for cloud stores, so that both sides of the input behave alike.
 //!
 //! Transient: connect errors, timeouts, broken bodies, HTTP 408, 429 and 5xx. Not retried:
 //! 404/410 (→ [`StoreError::NotFound`]), every other status, and addresses refused by the
@@ -9,7 +11,8 @@
 //! Every URL in an error or a log line is redacted ([`redact_uri`]); reqwest's own errors
 //! are stripped of their URL, which would carry the secrets verbatim.
 
-use std::time::Duration;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -18,6 +21,38 @@ use tracing::warn;
 use crate::netguard::{self, GuardError, NetworkPolicy};
 use crate::redact::redact_uri;
 use crate::{Result, StoreError, init_crypto};
+
+/// Exponential backoff: `initial × 2^(failures-1)`, capped at `max`; [`Backoff::jittered`] picks
+/// a random point in the upper half of that, so that clients retrying together spread out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// Wait after the first failure.
+    pub initial: Duration,
+    /// Upper bound of one wait.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The wait after failed attempt number `failures` (1 for the first failure).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let exponent = failures.saturating_sub(1).min(20);
+        self.initial.saturating_mul(1 << exponent).min(self.max)
+    }
+
+    /// [`Backoff::delay`] with jitter: uniformly in `[delay/2, delay]`.
+    pub fn jittered(&self, failures: u32) -> Duration {
+        let d = self.delay(failures);
+        d / 2 + d.mul_f64(unit_random() / 2.0)
+    }
+}
+
+/// A number in `[0, 1)` from the process's random hasher keys (no RNG dependency needed for
+/// jitter).
+fn unit_random() -> f64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
 
 /// How often and how patiently a download is retried.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,11 +82,15 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The backoff of this policy.
+    pub fn backoff_curve(&self) -> Backoff {
+        Backoff { initial: self.initial_backoff, max: self.max_backoff }
+    }
+
     /// The wait after failed attempt number `failures` (1 for the first failure):
-    /// `initial_backoff * 2^(failures-1)`, capped at `max_backoff`.
+    /// `initial_backoff * 2^(failures-1)`, capped at `max_backoff` (its longest: for budgets).
     pub fn backoff(&self, failures: u32) -> Duration {
-        let exponent = failures.saturating_sub(1).min(20);
-        self.initial_backoff.saturating_mul(1 << exponent).min(self.max_backoff)
+        self.backoff_curve().delay(failures)
     }
 
     /// The same policy for object_store's internal retry loop (cloud stores).
@@ -126,7 +165,7 @@ impl HttpClient {
                 Ok(body) => return Ok(body),
                 Err(err) if failures + 1 < tries && is_transient(&err) => {
                     failures += 1;
-                    let wait = self.policy.backoff(failures);
+                    let wait = self.policy.backoff_curve().jittered(failures);
                     let url = redact_uri(url.as_str());
                     warn!(url, error = %err, attempt = failures, ?wait, "transient HTTP failure, retrying");
                     tokio::time::sleep(wait).await;
@@ -184,6 +223,12 @@ mod tests {
         assert_eq!(waits, vec![100, 200, 400, 500, 500, 500]);
         // absurd failure counts neither overflow nor exceed the cap
         assert_eq!(p.backoff(u32::MAX), Duration::from_millis(500));
+        let b = p.backoff_curve();
+        let jittered: Vec<Duration> = (0..200).map(|_| b.jittered(3)).collect();
+        assert!(
+            jittered.iter().all(|d| *d >= Duration::from_millis(200) && *d <= Duration::from_millis(400))
+        );
+        assert!(jittered.iter().any(|d| *d != jittered[0]), "the waits are spread, not one value");
     }
 
     #[test]

@@ -9,11 +9,11 @@
 //! count beyond its tensor, a negative class) is an error, not detections.
 
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use labeljob_store::Backoff;
 use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
@@ -305,10 +305,9 @@ impl OipClient {
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(e, after) => (e, after),
             };
-            let exp = self.opts.initial_backoff.saturating_mul(1u32 << attempts.min(16).saturating_sub(1));
-            let backoff = exp.min(self.opts.max_backoff);
-            // Jitter: a random point in [backoff/2, backoff], at least what Retry-After asks.
-            let wait = (backoff / 2 + backoff.mul_f64(jitter() / 2.0)).max(after.unwrap_or_default());
+            // The shared backoff with jitter, at least what Retry-After asks.
+            let backoff = Backoff { initial: self.opts.initial_backoff, max: self.opts.max_backoff };
+            let wait = backoff.jittered(attempts).max(after.unwrap_or_default());
             if started.elapsed() + wait > self.opts.retry_budget {
                 return Err(OipError::GaveUp {
                     what: what.to_string(),
@@ -366,12 +365,6 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 }
 
 /// A uniform number in [0, 1) from the std hasher's random keys.
-fn jitter() -> f64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[async_trait]
 impl Detector for OipClient {
     async fn detect(&self, image: Vec<u8>) -> Result<Vec<RawDetection>, DetectError> {

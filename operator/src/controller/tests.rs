@@ -341,10 +341,19 @@ async fn apiserver_failure_is_categorised_evented_and_backed_off() {
     assert!(err.note().contains("street-photos-inference"), "{}", err.note());
     assert_eq!(h.fake.event_reasons(), ["ApplyFailed"]);
     let lj = Arc::new(h.lj());
-    let delays: Vec<_> = (0..3).map(|_| error_policy(lj.clone(), &err, h.ctx.clone())).collect();
-    let secs = |s| Action::requeue(std::time::Duration::from_secs(s));
-    assert_eq!(delays, [secs(5), secs(10), secs(20)]);
-    assert_eq!(super::backoff(30), std::time::Duration::from_secs(300));
+    for _ in 0..3 {
+        error_policy(lj.clone(), &err, h.ctx.clone());
+    }
+    let failures = h.ctx.failures.lock().expect("lock").values().copied().collect::<Vec<_>>();
+    assert_eq!(failures, [3], "each error counts towards the next delay");
+    let secs = std::time::Duration::from_secs;
+    let curve: Vec<_> = (1..=4).map(|n| super::ERROR_BACKOFF.delay(n)).collect();
+    assert_eq!(curve, [secs(5), secs(10), secs(20), secs(40)]);
+    assert_eq!(super::ERROR_BACKOFF.delay(30), secs(300));
+    for n in 1..=30 {
+        let (d, full) = (super::backoff(n), super::ERROR_BACKOFF.delay(n));
+        assert!(d >= full / 2 && d <= full, "jittered delay {d:?} within [{:?}, {full:?}]", full / 2);
+    }
 }
 
 #[tokio::test]
