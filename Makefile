@@ -61,7 +61,7 @@ generate: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	$(MAKE) --no-print-directory chart-crd
 
 .PHONY: bench
-bench: test-deps build ## Throughput table: raw ORT, decode+resize, labeljob run end to end (+ server)
+bench: test-deps build ## Tables: labeljob run / --endpoint vs raw ORT and two Python peers on 2 corpora; serve; merge formats
 	cargo bench -p labeljob-worker --bench pipeline
 	cargo bench -p labeljob-worker --bench serve
 	cargo bench -p labeljob-worker --bench merge
