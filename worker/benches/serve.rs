@@ -3,15 +3,21 @@
 //! driven by the OIP client (binary tensors) with 1 and 8 concurrent clients, then an
 //! open-loop load at half the 8-client peak for p50/p99 latency. Prints a table.
 //!
+//! Then batching: a small detector with a dynamic batch dimension, generated with random
+//! weights by `tests/bench/make_batch_model.py` (no download), served with `--max-batch-size`
+//! 1, 4 and 16 under 16 concurrent one-image clients: img/s and the mean batch the server ran,
+//! beside raw ORT on that model at batch 1 and 16.
+//!
 //! `ORT_DYLIB_PATH=... cargo bench -p labeljob-worker --bench serve`
 //! (`LABELJOB_BENCH_SECONDS` sets each phase's length, default 6).
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use labeljob_api::v1alpha1::{Device, InputSize, ModelFormat, ModelSpec};
+use labeljob_api::v1alpha1::{Device, InputDtype, InputSize, Layout, ModelFormat, ModelSpec};
 use labeljob_worker::model::session::{ModelSession, init_ort};
 use labeljob_worker::model::{EngineOptions, Filter, ModelConfig};
 use labeljob_worker::oip_client::{ClientOptions, OipClient};
@@ -44,8 +50,11 @@ async fn closed_loop(client: &OipClient, image: &Arc<Vec<u8>>, clients: usize, s
             let (client, image, done, stop) = (client.clone(), image.clone(), done.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    if client.detect_many(&[&image]).await.is_ok() {
-                        done.fetch_add(1, Ordering::Relaxed);
+                    match client.detect_many(&[&image]).await {
+                        Ok(_) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => eprintln!("bench request failed: {}", labeljob_api::error_chain(&e)),
                     }
                 }
             })
@@ -82,6 +91,128 @@ async fn open_loop(client: &OipClient, image: &Arc<Vec<u8>>, rate: f64, secs: f6
     }
     lat.sort_by(f64::total_cmp);
     (lat, sent)
+}
+
+/// The status code of GET `path` on `addr` (None when it cannot be read).
+fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    c.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Means of the server's batch size, model run time (ms) and queue wait (ms), from /metrics.
+fn server_means(addr: std::net::SocketAddr) -> (f64, f64, f64) {
+    let mut text = String::new();
+    if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+        let _ = c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+        let _ = c.read_to_string(&mut text);
+    }
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mean = |h: &str| {
+        let (sum, count) =
+            (value(&format!("labeljob_server_{h}_sum ")), value(&format!("labeljob_server_{h}_count ")));
+        if count > 0.0 { sum / count } else { 0.0 }
+    };
+    (mean("batch_size"), mean("inference_duration_seconds") * 1e3, mean("queue_wait_seconds") * 1e3)
+}
+
+/// The batching rows: the dynamic-batch model served at max batch 1, 4 and 16.
+async fn batching(secs: f64, cores: usize, image: &Arc<Vec<u8>>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("batch.onnx");
+    let py = repo().join(".venv/bin/python");
+    let status = std::process::Command::new(&py)
+        .arg(repo().join("tests/bench/make_batch_model.py"))
+        .arg(&path)
+        .status()
+        .expect("run make_batch_model.py (make test-deps)");
+    assert!(status.success(), "make_batch_model.py failed");
+    let spec = ModelSpec {
+        uri: Some(path.display().to_string()),
+        format: Some(ModelFormat::DetectionsXyxy),
+        input_size: Some(InputSize { width: 300, height: 300 }),
+        dtype: Some(InputDtype::Uint8),
+        layout: Some(Layout::Nhwc),
+        ..Default::default()
+    };
+    let model = ModelConfig::resolve(&spec, None).expect("batch model");
+    let mut raw = Vec::new();
+    let mut session = ModelSession::load(&model, cores, Device::Cpu).expect("session");
+    for batch in [1usize, 16] {
+        let images: Vec<&[u8]> = (0..batch).map(|_| image.as_slice()).collect();
+        session.detect(&images, &filter()).expect("warm-up");
+        let (started, mut n) = (Instant::now(), 0usize);
+        while started.elapsed().as_secs_f64() < secs / 2.0 {
+            session.detect(&images, &filter()).expect("detect");
+            n += batch;
+        }
+        raw.push((batch, n as f64 / started.elapsed().as_secs_f64()));
+    }
+    drop(session);
+    println!("\nbatching: dynamic-batch model (3 convolutions, random weights), 16 one-image clients");
+    println!(
+        "| {:<34} | {:>9} | {:>10} | {:>12} | {:>13} |",
+        "load", "img/s", "mean batch", "ms per run", "ms queue wait"
+    );
+    println!("|{:-<36}|{:->11}|{:->12}|{:->14}|{:->15}|", "", "", "", "", "");
+    for (batch, ips) in &raw {
+        let run_ms = *batch as f64 * 1e3 / ips;
+        println!(
+            "| {:<34} | {:>9.1} | {:>10} | {run_ms:>12.1} | {:>13} |",
+            format!("raw ORT, batch {batch}"),
+            ips,
+            batch,
+            ""
+        );
+    }
+    for max_batch in [1usize, 4, 16] {
+        let settings = ServerSettings {
+            model: model.clone(),
+            served_name: "batch".into(),
+            engine: EngineOptions {
+                sessions: 1,
+                threads_per_session: cores,
+                max_batch,
+                max_delay: Duration::from_millis(2),
+                queue_capacity: 256,
+                device: Device::Cpu,
+                filter: filter(),
+            },
+            limits: labeljob_worker::serve::Limits::default(),
+        };
+        let server = Server::bind("127.0.0.1:0", settings).await.expect("bind");
+        let addr = server.local_addr();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stop_rx.await;
+        }));
+        let client =
+            OipClient::connect(&format!("http://{addr}"), "batch", 300, 300, ClientOptions::default())
+                .await
+                .expect("connect");
+        // The server answers 503 until the model is loaded: measure once it is ready.
+        while http_status(addr, "/v2/health/ready") != Some(200) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for _ in 0..10 {
+            client.detect_many(&[image]).await.expect("warm-up");
+        }
+        let ips = closed_loop(&client, image, 16, secs / 2.0).await;
+        let (mean, run_ms, wait_ms) = server_means(addr);
+        let _ = stop_tx.send(());
+        let _ = task.await;
+        println!(
+            "| {:<34} | {ips:>9.1} | {mean:>10.1} | {run_ms:>12.1} | {wait_ms:>13.1} |",
+            format!("serve, --max-batch-size {max_batch}")
+        );
+    }
 }
 
 fn main() {
@@ -169,5 +300,8 @@ fn main() {
         );
         let target = if eight / raw >= 0.95 { "met" } else { "NOT met" };
         println!("target >= 0.95 of raw ORT at 8 clients: {target} ({:.3})", eight / raw);
+        let p99 = percentile(&lat, 0.99) / (1e3 / one);
+        println!("p99 at half load ÷ single-request latency: {p99:.2} (target ≤ 3)");
+        batching(secs, cores, &image).await;
     });
 }
