@@ -163,7 +163,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let ctx = JobContext::load(&file).await?;
             let detector = detector(&ctx, &local, &remote).await?;
             let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let s = run::run_job(ctx.clone(), detector, stages::cores(), show).await?;
+            let s = run::run_job(ctx.clone(), detector, local.decoders(), show).await?;
             let m = &s.merge;
             println!(
                 "{} in {:.1}s, {:.1} img/s; shards: {} run, {} reused -> {}",
@@ -189,7 +189,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let ctx = JobContext::load(&job).await?;
             let (manifest, _) = stages::plan(&ctx).await?;
             let detector = detector(&ctx, &local, &remote).await?;
-            let runner = ShardRunner::new(ctx.clone(), detector, stages::cores());
+            let runner = ShardRunner::new(ctx.clone(), detector, local.decoders());
             match runner.run(&manifest, index, Arc::new(Counters::default())).await? {
                 ShardOutcome::Skipped { images } => println!("shard {index}: already done ({images} images)"),
                 ShardOutcome::Done { labelled, failed } => {

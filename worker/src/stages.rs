@@ -141,6 +141,16 @@ pub struct LocalEngineArgs {
     /// sessions).
     #[arg(long, env = "LABELJOB_THREADS")]
     pub threads: Option<usize>,
+    /// Images decoded and resized at once (default: one per core).
+    #[arg(long, env = "LABELJOB_DECODERS")]
+    pub decoders: Option<usize>,
+}
+
+impl LocalEngineArgs {
+    /// Images decoded at once: `--decoders`, else one per core.
+    pub fn decoders(&self) -> usize {
+        self.decoders.unwrap_or_else(cores).max(1)
+    }
 }
 
 /// Start the in-process engine for a job, sized by [`engine_size`] unless `args` say otherwise.
