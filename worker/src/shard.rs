@@ -56,7 +56,7 @@ pub enum ShardError {
         /// The existing object.
         uri: String,
     },
-    /// The index is out of range.
+    /// The index is out of range (of `workers.shards`).
     #[error("shard index {index} is out of range: the job has {shards} shards")]
     Index {
         /// Asked for.
@@ -82,6 +82,12 @@ pub enum ShardOutcome {
     Skipped {
         /// Images in the shard.
         images: u64,
+    },
+    /// The job has fewer images than `workers.shards`, and this shard none of them: nothing
+    /// is written (see [`crate::job::effective_shards`]).
+    Empty {
+        /// Shards the job runs.
+        shards: u32,
     },
     /// The shard ran.
     Done {
@@ -128,8 +134,11 @@ impl ShardRunner {
         counters: Arc<Counters>,
     ) -> Result<ShardOutcome, ShardError> {
         let shards = self.ctx.shards();
+        if index >= shards && index < self.ctx.requested_shards() {
+            return Ok(ShardOutcome::Empty { shards });
+        }
         if index >= shards {
-            return Err(ShardError::Index { index, shards });
+            return Err(ShardError::Index { index, shards: self.ctx.requested_shards() });
         }
         let range = shard_range(manifest.entries.len() as u64, shards, index);
         let key = layout::shard_key(index);

@@ -20,7 +20,7 @@ pub struct PlanInfo {
     pub manifest_digest: String,
     /// Images in the manifest.
     pub total: u64,
-    /// Shards of the job.
+    /// Shards of the job: `workers.shards`, but never more than the images.
     pub shards: u32,
     /// Digest of the input spec the listing was made from.
     pub input_digest: String,
@@ -43,7 +43,8 @@ pub enum PlanError {
 /// Freeze the input listing. `Resume` and `Fail` reuse the manifest when it was made from the
 /// same input spec, and say loudly when the input now lists differently (the frozen listing is
 /// kept, so finished shards stay valid); a changed input spec re-plans (`Fail` refuses).
-/// `Replace` always lists the input again.
+/// `Replace` always lists the input again. From here on `ctx.shards()` is the number of
+/// shards the job runs (at most one per image).
 pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
     let policy = ctx.overwrite();
     let mut replan = policy == OverwritePolicy::Replace;
@@ -68,6 +69,7 @@ pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
         }
         None => labeljob_store::plan::plan(&ctx.input, &ctx.output).await?,
     };
+    ctx.set_planned_images(manifest.len());
     let info = PlanInfo {
         manifest_digest: manifest.digest.clone(),
         total: manifest.entries.len() as u64,
