@@ -40,6 +40,11 @@ use crate::redact::redact_uri;
 use crate::retry::HttpClient;
 use crate::{Location, ManifestEntry, NetworkPolicy, Result, RetryPolicy, StoreError, StoreOptions};
 
+/// The largest image [`InputSource::fetch`] reads unless told otherwise (the decoder's limit).
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 256 << 20;
+/// The largest URL list read (about two million URLs of a hundred characters).
+pub const MAX_URL_LIST_BYTES: u64 = 256 << 20;
+
 /// File name extensions taken as images when no `include` is given (compared lower-cased).
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
 
@@ -221,7 +226,7 @@ impl InputSource {
 
     /// Download and parse the URL list into redacted key → real URL (first occurrence wins).
     async fn read_url_list(&self, list: &UrlList) -> Result<HashMap<String, url::Url>> {
-        let body = self.http.get(&list.url).await?;
+        let body = self.http.get(&list.url, MAX_URL_LIST_BYTES).await?;
         let mut urls = HashMap::new();
         for url in parse_url_list(&list.url, &String::from_utf8_lossy(&body))? {
             urls.entry(redact_uri(url.as_str())).or_insert(url);
@@ -229,13 +234,21 @@ impl InputSource {
         Ok(urls)
     }
 
-    /// The bytes of one image. Transient failures are retried per the retry policy (by
-    /// object_store's client for cloud stores); [`StoreError::NotFound`] is returned at once.
-    /// URL-list images are fetched from the real URL that the list (read once per process)
-    /// gives for the entry's redacted key: [`StoreError::NotListed`] when it lists it no more.
+    /// The bytes of one image, at most [`DEFAULT_MAX_IMAGE_BYTES`] ([`InputSource::fetch_capped`]).
     pub async fn fetch(&self, entry: &ManifestEntry) -> Result<Bytes> {
+        self.fetch_capped(entry, DEFAULT_MAX_IMAGE_BYTES).await
+    }
+
+    /// The bytes of one image, at most `max_bytes`: a larger one is [`StoreError::TooLarge`],
+    /// refused from its declared size (object size, file size, `Content-Length`) before its
+    /// body is read, or cut off once more than the limit has arrived. Transient failures are
+    /// retried per the retry policy (by object_store's client for cloud stores);
+    /// [`StoreError::NotFound`] is returned at once. URL-list images are fetched from the
+    /// real URL that the list (read once per process) gives for the entry's redacted key:
+    /// [`StoreError::NotListed`] when it lists it no more.
+    pub async fn fetch_capped(&self, entry: &ManifestEntry, max_bytes: u64) -> Result<Bytes> {
         let bytes = match &self.source {
-            Source::Store(location) => location.get_contained(&entry.key).await?,
+            Source::Store(location) => location.get_contained(&entry.key, max_bytes).await?,
             Source::UrlList(list) => {
                 let urls = list.urls.get_or_try_init(|| self.read_url_list(list)).await?;
                 // manifests written before redaction keep real URLs as keys: redact to look up
@@ -243,7 +256,7 @@ impl InputSource {
                 let url = urls
                     .get(&key)
                     .ok_or_else(|| StoreError::NotListed { uri: key.clone(), list: list.shown.clone() })?;
-                self.http.get(url).await?
+                self.http.get(url, max_bytes).await?
             }
         };
         if let Some(size) = entry.size.filter(|s| *s != bytes.len() as u64) {

@@ -162,6 +162,21 @@ pub enum StoreError {
         /// The input directory.
         dir: std::path::PathBuf,
     },
+    /// An object, file or download is larger than the limit: refused from its size (object
+    /// metadata, file size, `Content-Length`) before its bytes are read, or, when no size
+    /// was declared, as soon as more than the limit arrived.
+    #[error(
+        "{uri}: {} exceeds the limit of {limit} bytes",
+        size.map_or_else(|| "the body".to_string(), |s| format!("{s} bytes"))
+    )]
+    TooLarge {
+        /// Full URI of the object or the URL (redacted).
+        uri: String,
+        /// Its size, when declared.
+        size: Option<u64>,
+        /// The limit.
+        limit: u64,
+    },
     /// An HTTP request returned an unexpected status.
     #[error("GET {url}: HTTP {status}")]
     HttpStatus {

@@ -250,13 +250,37 @@ impl Location {
         result.bytes().await.map_err(|e| self.store_err("get", rel, e))
     }
 
-    /// The bytes of `rel`, read only from inside the location: for `file://` locations, when
-    /// `rel` is (or passes through) a symbolic link whose target lies outside the location's
-    /// directory, [`StoreError::OutsideInput`] and nothing is read. Cloud stores have no links:
-    /// the same as [`Location::get`].
-    pub async fn get_contained(&self, rel: &str) -> Result<Bytes> {
+    /// The bytes of `rel`, at most `max_bytes` of them: an object whose size (the store's
+    /// metadata) is larger is [`StoreError::TooLarge`] before its body is read, and a body
+    /// that grows past the limit while it streams in is cut off with the same error. Memory:
+    /// the object, never more than the limit.
+    pub async fn get_capped(&self, rel: &str, max_bytes: u64) -> Result<Bytes> {
+        let path = self.object_path(rel)?;
+        let result = self.store.get(&path).await.map_err(|e| self.store_err("get", rel, e))?;
+        let too_large = |size| StoreError::TooLarge { uri: self.child_uri(rel), size, limit: max_bytes };
+        if result.meta.size > max_bytes {
+            return Err(too_large(Some(result.meta.size)));
+        }
+        // the size is within the limit, so within usize as well
+        let mut buf = Vec::with_capacity(usize::try_from(result.meta.size).unwrap_or(0));
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.try_next().await.map_err(|e| self.store_err("get", rel, e))? {
+            if (buf.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
+                return Err(too_large(None));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// The bytes of `rel`, at most `max_bytes` ([`Location::get_capped`]), read only from
+    /// inside the location: for `file://` locations, when `rel` is (or passes through) a
+    /// symbolic link whose target lies outside the location's directory,
+    /// [`StoreError::OutsideInput`] and nothing is read; a file larger than the limit is
+    /// refused from its size, unread. Cloud stores have no links.
+    pub async fn get_contained(&self, rel: &str, max_bytes: u64) -> Result<Bytes> {
         let Some(dir) = self.local_dir.as_deref() else {
-            return self.get(rel).await;
+            return self.get_capped(rel, max_bytes).await;
         };
         let path = self.object_path(rel)?;
         let file =
@@ -272,8 +296,23 @@ impl Location {
         }
         // read the resolved path, which had no links when checked (a directory on it replaced
         // by a link in between is a race this does not close; the directory is the job's)
-        let bytes = tokio::fs::read(&real).await.map_err(|e| io_err(&file, e))?;
-        Ok(Bytes::from(bytes))
+        let mut f = tokio::fs::File::open(&real).await.map_err(|e| io_err(&file, e))?;
+        let size = f.metadata().await.map_err(|e| io_err(&file, e))?.len();
+        let too_large = |size| StoreError::TooLarge { uri: self.child_uri(rel), size, limit: max_bytes };
+        if size > max_bytes {
+            return Err(too_large(Some(size)));
+        }
+        // a file that grows after the size was read is cut at one byte past the limit
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        (&mut f)
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| io_err(&file, e))?;
+        if buf.len() as u64 > max_bytes {
+            return Err(too_large(None));
+        }
+        Ok(Bytes::from(buf))
     }
 
     /// The bytes of `rel`, or `None` when it does not exist.

@@ -116,13 +116,15 @@ impl HttpClient {
         &self.policy
     }
 
-    /// GET `url` and return the body, retrying transient failures per the policy.
-    /// 404 and 410 return [`StoreError::NotFound`] at once.
-    pub async fn get(&self, url: &url::Url) -> Result<Bytes> {
+    /// GET `url` and return the body, at most `max_bytes` of it, retrying transient failures
+    /// per the policy. 404 and 410 return [`StoreError::NotFound`] at once; a
+    /// `Content-Length` over the limit is [`StoreError::TooLarge`] before the body is read,
+    /// and a body without one is cut off once it passes the limit.
+    pub async fn get(&self, url: &url::Url, max_bytes: u64) -> Result<Bytes> {
         let tries = self.policy.max_tries.max(1);
         let mut failures = 0;
         loop {
-            match self.get_once(url).await {
+            match self.get_once(url, max_bytes).await {
                 Ok(body) => return Ok(body),
                 Err(err) if failures + 1 < tries && is_transient(&err) => {
                     failures += 1;
@@ -136,7 +138,7 @@ impl HttpClient {
         }
     }
 
-    async fn get_once(&self, url: &url::Url) -> Result<Bytes> {
+    async fn get_once(&self, url: &url::Url, max_bytes: u64) -> Result<Bytes> {
         let shown = || redact_uri(url.as_str());
         let forbidden = |source| StoreError::Forbidden { url: shown(), source };
         netguard::check_url(url, self.network).map_err(forbidden)?;
@@ -152,7 +154,21 @@ impl HttpClient {
         if !status.is_success() {
             return Err(StoreError::HttpStatus { url: shown(), status: status.as_u16() });
         }
-        response.bytes().await.map_err(http_err)
+        let too_large = |size| StoreError::TooLarge { uri: shown(), size, limit: max_bytes };
+        let declared = response.content_length();
+        if let Some(size) = declared.filter(|size| *size > max_bytes) {
+            return Err(too_large(Some(size)));
+        }
+        // the declared size is within the limit (a lying one is cut off below)
+        let mut buf = Vec::with_capacity(declared.and_then(|n| usize::try_from(n).ok()).unwrap_or(0));
+        let mut response = response;
+        while let Some(chunk) = response.chunk().await.map_err(http_err)? {
+            if (buf.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
+                return Err(too_large(None));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
     }
 }
 

@@ -246,10 +246,15 @@ impl ShardRunner {
             })
         };
         let t0 = Instant::now();
-        let bytes = match self.ctx.input.fetch(&entry).await {
+        let max_bytes = u64::try_from(self.limits.max_bytes).unwrap_or(u64::MAX);
+        let bytes = match self.ctx.input.fetch_capped(&entry, max_bytes).await {
             Ok(b) => b,
             Err(e) => {
-                let kind = if e.is_not_found() { "not-found" } else { "download" };
+                let kind = match &e {
+                    e if e.is_not_found() => "not-found",
+                    StoreError::TooLarge { .. } => "too-large",
+                    _ => "download",
+                };
                 return Err((fail("download", kind, labeljob_api::error_chain(&e)), t));
             }
         };
