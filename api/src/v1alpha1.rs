@@ -12,7 +12,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod labels;
+mod timeouts;
 pub use labels::{DedupAction, DedupMode, DedupSpec, OutputFormat, ReviewMode, ReviewSpec};
+pub use timeouts::DownloadTimeouts;
 
 /// Label a set of images with a detection model and write one COCO file.
 ///
@@ -126,6 +128,10 @@ pub struct InputSpec {
     /// Duplicate images (default: byte-identical copies are labelled once).
     #[serde(default, skip_serializing_if = "DedupSpec::is_default")]
     pub dedup: DedupSpec,
+    /// Time limits of image downloads (default: connect 10 s, read 30 s, 120 s per image in
+    /// all, retries included).
+    #[serde(default, skip_serializing_if = "DownloadTimeouts::is_default")]
+    pub timeouts: DownloadTimeouts,
 }
 
 /// A reference to a Secret whose keys become environment variables of the worker pods

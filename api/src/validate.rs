@@ -69,6 +69,9 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     if spec.input.max_images == Some(0) {
         bad("input.maxImages", "must be at least 1".into());
     }
+    for (field, message) in spec.input.timeouts.problems() {
+        bad(field, message);
+    }
 
     let m = &spec.model;
     match (&m.builtin, &m.uri) {

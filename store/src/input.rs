@@ -17,6 +17,10 @@
 //! still lists the same redacted URLs. Downloads only reach public addresses unless the job
 //! sets `allowPrivateNetworks` ([`crate::netguard`]).
 //!
+//! Time: each attempt of a download has `input.timeouts.connectSeconds` to connect and
+//! `readSeconds` between bytes; each image `deadlineSeconds` in all, retries included
+//! ([`StoreError::Deadline`]), for URL lists and object stores alike.
+//!
 //! `file://` inputs: a symbolic link is followed only while its target stays inside the
 //! input directory; one that leads outside fails as that one image
 //! ([`StoreError::OutsideInput`]).
@@ -29,10 +33,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use labeljob_api::v1alpha1::InputSpec;
+use labeljob_api::v1alpha1::{DownloadTimeouts, InputSpec};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
@@ -118,6 +123,19 @@ pub struct InputSource {
     filter: KeyFilter,
     max_images: Option<u64>,
     http: HttpClient,
+    /// `input.timeouts.deadlineSeconds`: one image's download in all.
+    deadline: Duration,
+}
+
+/// `options` with the connect, read and request timeouts of `spec.input.timeouts` (a request
+/// never needs longer than the whole image's deadline).
+fn with_timeouts(options: &StoreOptions, t: &DownloadTimeouts) -> StoreOptions {
+    let mut options = options.clone();
+    let retry = &mut options.retry;
+    retry.connect_timeout = Duration::from_secs(t.connect_seconds.into());
+    retry.read_timeout = Duration::from_secs(t.read_seconds.into());
+    retry.request_timeout = Duration::from_secs(t.deadline_seconds.into());
+    options
 }
 
 impl InputSource {
@@ -126,8 +144,10 @@ impl InputSource {
         Self::with_options(spec, &StoreOptions::default())
     }
 
-    /// An input with explicit store options (credentials, retry policy).
+    /// An input with explicit store options (credentials, retries). The timeouts of the
+    /// options' retry policy are replaced by those of `spec.timeouts`.
     pub fn with_options(spec: &InputSpec, options: &StoreOptions) -> Result<InputSource> {
+        let options = &with_timeouts(options, &spec.timeouts);
         let uri = spec.uri.as_str();
         let (source, extensions_by_default) = if uri.starts_with("http://") || uri.starts_with("https://") {
             let url =
@@ -142,6 +162,7 @@ impl InputSource {
             filter: KeyFilter::new(&spec.include, &spec.exclude, extensions_by_default)?,
             max_images: spec.max_images,
             http: HttpClient::new(options.retry.clone(), network_policy(spec))?,
+            deadline: Duration::from_secs(spec.timeouts.deadline_seconds.into()),
         })
     }
 
@@ -246,7 +267,17 @@ impl InputSource {
     /// [`StoreError::NotFound`] is returned at once. URL-list images are fetched from the
     /// real URL that the list (read once per process) gives for the entry's redacted key:
     /// [`StoreError::NotListed`] when it lists it no more.
+    ///
+    /// The whole of it, retries included, has `input.timeouts.deadlineSeconds`: then
+    /// [`StoreError::Deadline`].
     pub async fn fetch_capped(&self, entry: &ManifestEntry, max_bytes: u64) -> Result<Bytes> {
+        let deadline = self.deadline;
+        tokio::time::timeout(deadline, self.fetch_now(entry, max_bytes)).await.unwrap_or_else(|_| {
+            Err(StoreError::Deadline { uri: redact_uri(&entry.uri), seconds: deadline.as_secs() })
+        })
+    }
+
+    async fn fetch_now(&self, entry: &ManifestEntry, max_bytes: u64) -> Result<Bytes> {
         let bytes = match &self.source {
             Source::Store(location) => location.get_contained(&entry.key, max_bytes).await?,
             Source::UrlList(list) => {

@@ -177,6 +177,17 @@ pub enum StoreError {
         /// The limit.
         limit: u64,
     },
+    /// A download did not finish within its deadline (`input.timeouts.deadlineSeconds`),
+    /// retries included.
+    #[error(
+        "{uri}: not downloaded within the deadline of {seconds} s (input.timeouts.deadlineSeconds), retries included"
+    )]
+    Deadline {
+        /// The image's URI (redacted).
+        uri: String,
+        /// The deadline.
+        seconds: u64,
+    },
     /// An HTTP request returned an unexpected status.
     #[error("GET {url}: HTTP {status}")]
     HttpStatus {

@@ -5,8 +5,8 @@
 //! from the process environment (`AWS_*`: static keys, IRSA web identity, EKS Pod Identity,
 //! IMDS; `GOOGLE_*`; `AZURE_*`) and/or explicit variables ([`StoreOptions`]), e.g. the keys of
 //! a LabelJob's credentials Secret read by the operator; see [`crate::cloud`] for endpoints.
-//! Request/connect timeouts and retries come from [`StoreOptions::retry`] unless the
-//! environment sets `*_TIMEOUT` / `*_CONNECT_TIMEOUT`.
+//! Request, connect and read timeouts and retries come from [`StoreOptions::retry`] unless
+//! the environment sets `*_TIMEOUT` / `*_CONNECT_TIMEOUT` / `*_READ_TIMEOUT`.
 //!
 //! A request the store refuses (HTTP 401/403) or a client that cannot be configured is
 //! reported with the URI and the credentials in use ([`credential_source`]: variable names
@@ -84,13 +84,15 @@ impl StoreOptions {
         })
     }
 
-    /// Request and connect timeouts from the retry policy, for the client keys the
-    /// environment (`{prefix}TIMEOUT`, `{prefix}CONNECT_TIMEOUT`) does not set.
+    /// Request, connect and read timeouts from the retry policy, for the client keys the
+    /// environment (`{prefix}TIMEOUT`, `{prefix}CONNECT_TIMEOUT`, `{prefix}READ_TIMEOUT`)
+    /// does not set.
     pub(crate) fn timeouts(&self, prefix: &str) -> Vec<(ClientConfigKey, String)> {
         let policy = &self.retry;
         [
             ("TIMEOUT", ClientConfigKey::Timeout, policy.request_timeout),
             ("CONNECT_TIMEOUT", ClientConfigKey::ConnectTimeout, policy.connect_timeout),
+            ("READ_TIMEOUT", ClientConfigKey::ReadTimeout, policy.read_timeout),
         ]
         .into_iter()
         .filter(|(name, _, _)| self.lookup(&format!("{prefix}{name}")).is_none())
@@ -505,10 +507,11 @@ mod tests {
     fn timeouts_come_from_the_policy_unless_set() {
         let opts = no_env();
         let t = opts.timeouts("AWS_");
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.len(), 3);
         assert!(t.contains(&(ClientConfigKey::Timeout, "120000ms".to_string())));
         assert!(t.contains(&(ClientConfigKey::ConnectTimeout, "10000ms".to_string())));
-        let opts = StoreOptions::from_vars([("AWS_TIMEOUT", "5s")]);
+        assert!(t.contains(&(ClientConfigKey::ReadTimeout, "30000ms".to_string())));
+        let opts = StoreOptions::from_vars([("AWS_TIMEOUT", "5s"), ("AWS_READ_TIMEOUT", "1s")]);
         assert_eq!(opts.timeouts("AWS_"), vec![(ClientConfigKey::ConnectTimeout, "10000ms".to_string())]);
     }
 

@@ -60,6 +60,7 @@ mod tests {
             max_images: None,
             allow_private_networks: false,
             dedup: Default::default(),
+            timeouts: Default::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Retries and HTTP: one [`RetryPolicy`] (bounded tries, exponential backoff, bounded
-//! timeouts) used for `http(s)://` downloads by [`HttpClient`] and handed to object_store's
-//! own retry loop for cloud stores, so that both sides of the input behave alike.
+//! connect, read and request timeouts) used for `http(s)://` downloads by [`HttpClient`] and
+//! handed to object_store's own client and retry loop for cloud stores, so that both sides of
+//! the input behave alike.
 //!
 //! Transient: connect errors, timeouts, broken bodies, HTTP 408, 429 and 5xx. Not retried:
 //! 404/410 (→ [`StoreError::NotFound`]), every other status, and addresses refused by the
@@ -30,6 +31,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
+    /// Limit on waiting for the next bytes (of the answer's head or body); a server that
+    /// accepts and then says nothing fails the attempt after this.
+    pub read_timeout: Duration,
     /// Limit on one whole request, body included.
     pub request_timeout: Duration,
 }
@@ -41,6 +45,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
         }
     }
@@ -101,6 +106,7 @@ impl HttpClient {
         init_crypto();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
+            .read_timeout(policy.read_timeout)
             .timeout(policy.request_timeout)
             .redirect(netguard::redirect_policy(network))
             .user_agent(concat!("labeljob/", env!("CARGO_PKG_VERSION")));

@@ -23,6 +23,7 @@ fn spec(uri: String, include: &[&str], exclude: &[&str], max_images: Option<u64>
         max_images,
         allow_private_networks: false,
         dedup: Default::default(),
+        timeouts: Default::default(),
     }
 }
 

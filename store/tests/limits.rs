@@ -1,14 +1,17 @@
 //! Input downloads are bounded (issue: hardening, cases 5 and 12): an image over the size limit
 //! is refused from its declared size (file size, S3 object size, `Content-Length`) before its
-//! body is read, or cut off as soon as an undeclared body passes the limit.
+//! body is read, or cut off as soon as an undeclared body passes the limit; a server that
+//! accepts and never answers costs one read timeout per attempt and the image's deadline in
+//! all (`input.timeouts`), for URL lists and S3 alike.
 //!
 //! The servers here are raw TCP listeners on 127.0.0.1 (started and dropped by each test) that
 //! answer just enough HTTP for each case: a URL list, a response declaring 2 GiB and never
-//! sending it, an endless chunked body.
+//! sending it, an endless chunked body, a request never answered. The timeouts are the test's
+//! own (1–3 s); no test sleeps.
 
 use std::time::Duration;
 
-use labeljob_api::v1alpha1::InputSpec;
+use labeljob_api::v1alpha1::{DownloadTimeouts, InputSpec};
 use labeljob_store::{InputSource, Location, ManifestEntry, RetryPolicy, StoreError, StoreOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -59,7 +62,7 @@ async fn answer(mut stream: TcpStream, addr: std::net::SocketAddr) {
     let meta = "Last-Modified: Mon, 01 Dec 2025 00:00:00 GMT\r\nETag: \"abc\"\r\n";
     match file {
         "list.txt" => {
-            let body = ["declared.jpg", "chunked.jpg", "small.jpg"]
+            let body = ["declared.jpg", "chunked.jpg", "small.jpg", "hang.jpg"]
                 .map(|n| format!("http://{addr}/img/{n}\n"))
                 .concat();
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
@@ -74,6 +77,7 @@ async fn answer(mut stream: TcpStream, addr: std::net::SocketAddr) {
             let _ = stream.write_all(head.as_bytes()).await;
             std::future::pending::<()>().await;
         }
+        "hang.jpg" => std::future::pending::<()>().await,
         "chunked.jpg" => {
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
             let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
@@ -94,6 +98,7 @@ fn spec(uri: String) -> InputSpec {
         max_images: None,
         allow_private_networks: true,
         dedup: Default::default(),
+        timeouts: Default::default(),
     }
 }
 
@@ -175,4 +180,67 @@ async fn an_s3_object_over_the_limit_is_refused_from_its_size() {
         err.to_string(),
         format!("s3://bucket/img/declared.jpg: {TWO_GIB} bytes exceeds the limit of {LIMIT} bytes")
     );
+}
+
+/// The timeouts of an input that waits `read` seconds for bytes and `deadline` per image.
+fn timeouts(read: u32, deadline: u32) -> DownloadTimeouts {
+    DownloadTimeouts { connect_seconds: 1, read_seconds: read, deadline_seconds: deadline }
+}
+
+fn retries(max_tries: u32) -> StoreOptions {
+    StoreOptions { retry: RetryPolicy { max_tries, ..quick() }, ..StoreOptions::default() }
+}
+
+#[tokio::test]
+async fn a_url_that_never_answers_costs_the_read_timeout_and_then_the_deadline() {
+    let server = RawServer::start().await;
+    let hang = |t: DownloadTimeouts, tries: u32| {
+        let spec = InputSpec { timeouts: t, ..spec(server.url("/list.txt")) };
+        InputSource::with_options(&spec, &retries(tries)).expect("input")
+    };
+    // two attempts, each cut by the 1 s read timeout (not the request timeout)
+    let input = hang(timeouts(1, 60), 2);
+    let entries = input.list().await.expect("list");
+    let entry = entries.iter().find(|e| e.key.ends_with("/hang.jpg")).expect("listed").clone();
+    let err = bounded("read timeout", input.fetch(&entry)).await.expect_err("no answer");
+    assert!(matches!(&err, StoreError::Http { source, .. } if source.is_timeout()), "{err:?}");
+    // endless retries are cut by the 3 s deadline of the image
+    let input = hang(timeouts(1, 3), 1000);
+    input.list().await.expect("list");
+    let err = bounded("deadline", input.fetch(&entry)).await.expect_err("no answer");
+    assert!(matches!(err, StoreError::Deadline { seconds: 3, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: not downloaded within the deadline of 3 s (input.timeouts.deadlineSeconds), retries included",
+            entry.uri
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_s3_store_that_never_answers_costs_the_deadline() {
+    let server = RawServer::start().await;
+    let options = StoreOptions {
+        retry: RetryPolicy { max_tries: 1000, ..quick() },
+        ..StoreOptions::from_vars([
+            ("AWS_ACCESS_KEY_ID", "key"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", server.url("").as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ])
+    };
+    let spec = InputSpec { timeouts: timeouts(1, 2), ..spec("s3://bucket/img".into()) };
+    let input = InputSource::with_options(&spec, &options).expect("input");
+    let entry = ManifestEntry {
+        id: 0,
+        key: "hang.jpg".into(),
+        uri: "s3://bucket/img/hang.jpg".into(),
+        size: None,
+        etag: None,
+    };
+    let err = bounded("s3 deadline", input.fetch(&entry)).await.expect_err("no answer");
+    assert!(matches!(err, StoreError::Deadline { seconds: 2, .. }), "{err:?}");
+    assert!(err.to_string().starts_with("s3://bucket/img/hang.jpg: not downloaded within"), "{err}");
 }

@@ -253,6 +253,8 @@ impl ShardRunner {
                 let kind = match &e {
                     e if e.is_not_found() => "not-found",
                     StoreError::TooLarge { .. } => "too-large",
+                    StoreError::Deadline { .. } => "timeout",
+                    StoreError::Http { source, .. } if source.is_timeout() => "timeout",
                     _ => "download",
                 };
                 return Err((fail("download", kind, labeljob_api::error_chain(&e)), t));
