@@ -13,6 +13,7 @@
 //! - [`redact`]: [`redact_uri`], the one credential redaction used wherever a URI is written
 //!   or logged.
 //! - [`netguard`]: which addresses URL-list downloads may reach (no internal ones by default).
+//! - [`uri`]: object URIs with their path percent-escaped, as every output writes them.
 //!
 //! All fallible functions return [`StoreError`].
 
@@ -26,6 +27,7 @@ pub mod plan;
 pub mod progress;
 pub mod redact;
 pub mod retry;
+pub mod uri;
 
 pub use input::InputSource;
 pub use location::{Location, ObjectInfo, StoreOptions};

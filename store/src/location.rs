@@ -127,6 +127,8 @@ pub struct ObjectInfo {
 #[derive(Clone, Debug)]
 pub struct Location {
     uri: String,
+    /// `scheme://bucket` (`file://` for local directories): what object URIs start with.
+    root: String,
     /// Which credentials the client uses ([`credential_source`]); empty for `file://`.
     credentials: Arc<str>,
     store: Arc<dyn ObjectStore>,
@@ -169,7 +171,8 @@ impl Location {
             "" => format!("{scheme}://{bucket}"),
             p => format!("{scheme}://{bucket}/{p}"),
         };
-        Ok(Location { uri, credentials: credentials.into(), store, prefix, local_dir: None })
+        let root = format!("{scheme}://{bucket}");
+        Ok(Location { uri, root, credentials: credentials.into(), store, prefix, local_dir: None })
     }
 
     fn parse_file(uri: &str) -> Result<Location> {
@@ -183,6 +186,7 @@ impl Location {
         }
         Ok(Location {
             uri: format!("file:///{}", prefix.as_ref()),
+            root: "file://".into(),
             credentials: "".into(),
             store: Arc::new(LocalFileSystem::new()),
             prefix,
@@ -200,9 +204,22 @@ impl Location {
         &self.uri
     }
 
-    /// The full URI of `rel` under this location.
+    /// The full URI of `rel` under this location, its path percent-escaped
+    /// ([`crate::uri`]): `s3://b/p/a%20b%23.jpg` for `a b#.jpg`.
     pub fn child_uri(&self, rel: &str) -> String {
-        format!("{}/{}", self.uri, rel.trim_start_matches('/'))
+        self.child_uri_of_bytes(rel.as_bytes())
+    }
+
+    /// [`Location::child_uri`] of a relative path of any bytes (a local file name that is
+    /// not UTF-8 still gets its exact URI).
+    pub fn child_uri_of_bytes(&self, rel: &[u8]) -> String {
+        let rel = rel.strip_prefix(b"/").unwrap_or(rel);
+        let mut path = self.prefix.as_ref().as_bytes().to_vec();
+        if !path.is_empty() && !rel.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(rel);
+        format!("{}/{}", self.root, crate::uri::escape_path(&path))
     }
 
     /// For `file://` locations, the local directory.
