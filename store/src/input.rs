@@ -23,7 +23,9 @@
 //!
 //! `file://` inputs: a symbolic link is followed only while its target stays inside the
 //! input directory; one that leads outside fails as that one image
-//! ([`StoreError::OutsideInput`]).
+//! ([`StoreError::OutsideInput`]). An odd entry (a name that is not UTF-8 or holds a control
+//! character, a dangling or looping link, a FIFO, an unreadable directory) is listed as an
+//! entry with a [`ListingProblem`] ([`crate::localdir`]): one failed image, not a failed job.
 //!
 //! Filters: `include` / `exclude` are globs where `*` and `?` stay within one path segment
 //! and `**` spans segments (`photos/**/*.jpg`), case-sensitive. They match the key of store
@@ -31,7 +33,7 @@
 //! store keys ending in .jpg .jpeg .png .webp .bmp (any case); for URL lists every listed URL.
 //! The listing is sorted by key and cut to `maxImages`; ids are positions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,9 +43,14 @@ use labeljob_api::v1alpha1::{DownloadTimeouts, InputSpec};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
+use crate::localdir;
+use crate::manifest::ListingProblem;
 use crate::redact::redact_uri;
 use crate::retry::HttpClient;
-use crate::{Location, ManifestEntry, NetworkPolicy, Result, RetryPolicy, StoreError, StoreOptions};
+use crate::{
+    Location, Manifest, ManifestEntry, NetworkPolicy, ObjectInfo, Result, RetryPolicy, StoreError,
+    StoreOptions,
+};
 
 /// The largest image [`InputSource::fetch`] reads unless told otherwise (the decoder's limit).
 pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 256 << 20;
@@ -92,6 +99,11 @@ impl KeyFilter {
             None => !self.extensions_by_default || has_image_extension(key),
         };
         included && !self.exclude.as_ref().is_some_and(|set| set.is_match(key))
+    }
+
+    /// Whether everything below the directory `dir` is excluded (`thumbs/**` for `thumbs`).
+    fn excludes_dir(&self, dir: &str) -> bool {
+        self.exclude.as_ref().is_some_and(|set| set.is_match(format!("{dir}/x")))
     }
 }
 
@@ -187,43 +199,83 @@ impl InputSource {
         self.http.policy()
     }
 
-    /// List the input: filtered, sorted by key, cut to `maxImages`, ids = positions.
+    /// List the input: filtered, sorted by key, cut to `maxImages`, ids = positions. The
+    /// entries that cannot be images ([`InputSource::list_manifest`]) are among them.
     pub async fn list(&self) -> Result<Vec<ManifestEntry>> {
-        let mut entries: Vec<ManifestEntry> = match &self.source {
-            Source::Store(location) => self.list_store(location).await?,
-            Source::UrlList(list) => self.list_urls(list).await?,
-        };
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-        entries.dedup_by(|a, b| a.key == b.key);
-        if let Some(max) = self.max_images {
-            entries.truncate(usize::try_from(max).unwrap_or(usize::MAX));
-        }
-        for (id, entry) in entries.iter_mut().enumerate() {
-            entry.id = id as u64;
-        }
-        debug!(uri = self.uri(), images = entries.len(), "listed input");
-        Ok(entries)
+        Ok(self.list_manifest().await?.entries)
     }
 
-    async fn list_store(&self, location: &Location) -> Result<Vec<ManifestEntry>> {
-        if let Some(dir) = location.local_dir() {
-            // a missing local input directory is an error, not an empty job
-            if !tokio::fs::try_exists(dir).await.unwrap_or(false) {
-                return Err(StoreError::NotFound { uri: location.uri().to_string() });
-            }
+    /// The listing as a manifest: [`InputSource::list`], with the odd entries of a `file://`
+    /// input ([`crate::localdir`]) as entries that carry their problem.
+    pub async fn list_manifest(&self) -> Result<Manifest> {
+        let mut listed: Vec<(ManifestEntry, Option<ListingProblem>)> = match &self.source {
+            Source::Store(location) => self.list_store(location).await?,
+            Source::UrlList(list) => self.list_urls(list).await?.into_iter().map(|e| (e, None)).collect(),
+        };
+        listed.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        // URL lists may list an image twice; an odd entry's printable key may equal a real one
+        listed.dedup_by(|a, b| a.0.key == b.0.key && a.0.uri == b.0.uri);
+        if let Some(max) = self.max_images {
+            listed.truncate(usize::try_from(max).unwrap_or(usize::MAX));
         }
-        let objects = location.list("").await?;
-        Ok(objects
-            .into_iter()
-            .filter(|o| self.filter.matches(&o.key))
-            .map(|o| ManifestEntry {
-                id: 0,
-                uri: redact_uri(&location.child_uri(&o.key)),
-                key: o.key,
-                size: Some(o.size),
-                etag: o.etag,
-            })
-            .collect())
+        let mut problems = BTreeMap::new();
+        let mut entries = Vec::with_capacity(listed.len());
+        for (id, (mut entry, problem)) in listed.into_iter().enumerate() {
+            entry.id = id as u64;
+            if let Some(p) = problem {
+                problems.insert(entry.id, p);
+            }
+            entries.push(entry);
+        }
+        debug!(uri = self.uri(), images = entries.len(), odd = problems.len(), "listed input");
+        Ok(Manifest::with_problems(entries, problems))
+    }
+
+    async fn list_store(&self, location: &Location) -> Result<Vec<(ManifestEntry, Option<ListingProblem>)>> {
+        let entry = |o: ObjectInfo| ManifestEntry {
+            id: 0,
+            uri: redact_uri(&location.child_uri(&o.key)),
+            key: o.key,
+            size: Some(o.size),
+            etag: o.etag,
+        };
+        let Some(dir) = location.local_dir() else {
+            let objects = location.list("").await?;
+            return Ok(objects
+                .into_iter()
+                .filter(|o| self.filter.matches(&o.key))
+                .map(|o| (entry(o), None))
+                .collect());
+        };
+        // a missing local input directory is an error, not an empty job
+        if !tokio::fs::try_exists(dir).await.unwrap_or(false) {
+            return Err(StoreError::NotFound { uri: location.uri().to_string() });
+        }
+        let walked = dir.to_path_buf();
+        let (files, bad) = tokio::task::spawn_blocking(move || localdir::walk(&walked))
+            .await
+            .map_err(|e| StoreError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e) })??;
+        let mut out: Vec<_> =
+            files.into_iter().filter(|o| self.filter.matches(&o.key)).map(|o| (entry(o), None)).collect();
+        for b in bad {
+            let wanted = match b.is_dir {
+                true => !self.filter.excludes_dir(&b.key),
+                false => self.filter.matches(&b.key),
+            };
+            if !wanted {
+                continue;
+            }
+            warn!(
+                uri = location.uri(),
+                entry = b.key,
+                reason = b.problem.reason,
+                "odd input entry: one failed image"
+            );
+            let uri = redact_uri(&location.child_uri_of_bytes(&b.raw));
+            let e = ManifestEntry { id: 0, key: b.key, uri, size: None, etag: None };
+            out.push((e, Some(b.problem)));
+        }
+        Ok(out)
     }
 
     async fn list_urls(&self, list: &UrlList) -> Result<Vec<ManifestEntry>> {

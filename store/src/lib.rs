@@ -7,6 +7,7 @@
 //! - [`InputSource`]: the input side of a LabelJob — a store prefix or an `http(s)://` URL
 //!   list — listed with the job's globs into [`ManifestEntry`]s and fetched with retries.
 //! - [`manifest`]: the frozen input listing (`manifest.jsonl`) and contiguous shard ranges.
+//! - [`localdir`]: listing `file://` inputs, where an odd entry is one failed image.
 //! - [`layout`]: the object keys of the output prefix.
 //! - [`progress`]: per-shard progress objects, written by workers and read by the operator.
 //! - [`plan()`]: freeze the input listing once per output prefix.
@@ -20,6 +21,7 @@
 pub mod cloud;
 pub mod input;
 pub mod layout;
+pub mod localdir;
 pub mod location;
 pub mod manifest;
 pub mod netguard;
@@ -31,7 +33,7 @@ pub mod uri;
 
 pub use input::InputSource;
 pub use location::{Location, ObjectInfo, StoreOptions};
-pub use manifest::{Manifest, ManifestEntry, shard_range};
+pub use manifest::{ListingProblem, Manifest, ManifestEntry, shard_range};
 pub use netguard::NetworkPolicy;
 pub use plan::plan;
 pub use progress::{ShardProgress, read_progress, write_progress};

@@ -301,9 +301,11 @@ impl Location {
         let Some(dir) = self.local_dir.as_deref() else {
             return self.get_capped(rel, max_bytes).await;
         };
-        let path = self.object_path(rel)?;
-        let file =
-            LocalFileSystem::new().path_to_filesystem(&path).map_err(|e| self.store_err("get", rel, e))?;
+        // the key must be a valid object path (no `.`, `..`, empty or control-character
+        // segments); the file is the directory's own path joined with it (no URL round trip,
+        // so no name object_store would refuse, such as `a#1`, is unreadable)
+        self.object_path(rel)?;
+        let file = dir.join(rel.trim_matches('/'));
         let io_err = |path: &std::path::Path, source: std::io::Error| match source.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound { uri: self.child_uri(rel) },
             _ => StoreError::Io { path: path.to_path_buf(), source },

@@ -21,7 +21,7 @@ pub async fn plan(input: &InputSource, output: &Location) -> Result<Manifest> {
         );
         return Ok(manifest);
     }
-    let manifest = Manifest::new(input.list().await?);
+    let manifest = input.list_manifest().await?;
     if output.put_if_absent(layout::MANIFEST, Bytes::from(manifest.to_jsonl())).await? {
         info!(output = output.uri(), images = manifest.len(), digest = manifest.digest, "manifest written");
         return Ok(manifest);

@@ -1,7 +1,8 @@
 //! One shard: the contiguous manifest range `index` of `shards`. Each image is downloaded,
 //! decoded and resized on the blocking pool (bounded by the cores), sent to the detector, and
 //! its boxes mapped back to original pixels; downloads, decodes and inference overlap up to
-//! `workers.concurrency` images. A bad image becomes an error entry, never a failed shard. The
+//! `workers.concurrency` images. A bad image becomes an error entry, never a failed shard (an
+//! entry the listing marked as no image fails at stage `list` without a download). The
 //! result is written atomically to `shards/shard-NNNNN.json`; an existing result for the same
 //! manifest and settings is kept (runs are resumable). Progress goes to
 //! `progress/shard-NNNNN.json` every two seconds.
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use labeljob_api::v1alpha1::{DedupMode, OverwritePolicy};
-use labeljob_store::manifest::{Manifest, ManifestEntry, shard_range};
+use labeljob_store::manifest::{ListingProblem, Manifest, ManifestEntry, shard_range};
 use labeljob_store::progress::ShardProgress;
 use labeljob_store::{StoreError, layout};
 use tokio::sync::Semaphore;
@@ -174,7 +175,10 @@ impl ShardRunner {
         // Download and decode in manifest order (so the first copy of a duplicate is always the
         // lowest id, whatever finishes first), then infer the unique images out of order.
         let mut results = futures::stream::iter(entries.iter().cloned())
-            .map(|e| self.prepare(e))
+            .map(|e| {
+                let problem = manifest.problem(e.id).cloned();
+                self.prepare(e, problem)
+            })
             .buffered(concurrency)
             .map(|prepared| {
                 let copies = match &prepared {
@@ -233,8 +237,13 @@ impl ShardRunner {
         Ok(ShardOutcome::Done { labelled: file.images.len() as u64, failed: file.errors.len() as u64 })
     }
 
-    /// Download, hash (per `input.dedup`), decode and resize one image.
-    async fn prepare(&self, entry: ManifestEntry) -> Result<Prepared, (Failure, Timings)> {
+    /// Download, hash (per `input.dedup`), decode and resize one image. An entry the listing
+    /// found to be no image (`problem`) fails at once, at stage `list`.
+    async fn prepare(
+        &self,
+        entry: ManifestEntry,
+        problem: Option<ListingProblem>,
+    ) -> Result<Prepared, (Failure, Timings)> {
         let mut t = Timings::default();
         let fail = |stage: &str, kind: &str, reason: String| {
             Failure::Image(ImageError {
@@ -245,6 +254,9 @@ impl ShardRunner {
                 reason,
             })
         };
+        if let Some(p) = problem {
+            return Err((fail("list", &p.kind, p.reason), t));
+        }
         let t0 = Instant::now();
         let max_bytes = u64::try_from(self.limits.max_bytes).unwrap_or(u64::MAX);
         let bytes = match self.ctx.input.fetch_capped(&entry, max_bytes).await {

@@ -83,7 +83,7 @@ pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
 
 /// Compare the frozen manifest with what the input lists now; warn when they differ.
 async fn warn_on_drift(ctx: &JobContext, frozen: &Manifest) -> Result<(), PlanError> {
-    let now = Manifest::new(ctx.input.list().await?);
+    let now = ctx.input.list_manifest().await?;
     if now.digest == frozen.digest {
         return Ok(());
     }
