@@ -340,6 +340,17 @@ impl ShardRunner {
         let t2 = Instant::now();
         let raw = match self.detector.detect(pixels).await {
             Ok(d) => d,
+            Err(e) if e.is_per_image() => {
+                let reason = labeljob_api::error_chain(&e);
+                let err = ImageError {
+                    id: img.id,
+                    uri: img.uri,
+                    stage: "inference".into(),
+                    kind: "bad-answer".into(),
+                    reason,
+                };
+                return (Err(Failure::Image(err)), t);
+            }
             Err(e) => return (Err(Failure::Fatal(e)), t),
         };
         t.inference = t2.elapsed().as_secs_f64();

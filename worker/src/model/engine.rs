@@ -57,6 +57,10 @@ pub enum InferError {
     /// The model failed on this batch.
     #[error("inference failed: {0}")]
     Model(#[source] Arc<SessionError>),
+    /// The model's output for this image is malformed (the other images of its batch are
+    /// answered).
+    #[error(transparent)]
+    BadOutput(#[from] super::decode::BadOutput),
     /// The engine has stopped.
     #[error("inference engine stopped")]
     Stopped,
@@ -266,7 +270,10 @@ fn run_thread(
             Ok(dets) => {
                 for (job, d) in batch.into_iter().zip(dets) {
                     metrics.queue_depth.dec();
-                    let _ = job.reply.send(Ok(d));
+                    if let Err(e) = &d {
+                        tracing::warn!(error = %e, "malformed model output for one image");
+                    }
+                    let _ = job.reply.send(d.map_err(InferError::BadOutput));
                 }
             }
             Err(e) => {
