@@ -1,10 +1,73 @@
-//! Time limits of input downloads (`spec.input.timeouts`): how long a worker waits for an image
-//! server or object store to connect, to send the next bytes, and for one image in all. A
-//! hanging server costs at most the deadline per image, retries included; a download that
-//! runs out of time is one failed image, never a stuck shard.
+//! How the data plane runs: the worker shards (`spec.workers`, with the bounds the schema and
+//! `validate_spec` share) and the time limits of input downloads (`spec.input.timeouts`):
+//! how long a worker waits for an image server or object store to connect, to send the next
+//! bytes, and for one image in all. A hanging server costs at most the deadline per image,
+//! retries included; a download that runs out of time is one failed image, never a stuck
+//! shard.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// Most `workers.shards` (and `workers.parallelism`) a LabelJob may ask for: the CRD schema's
+/// maximum and [`crate::validate_spec`]'s, from this one constant.
+pub const MAX_SHARDS: u32 = 10_000;
+/// Most `workers.concurrency` (images in flight per shard): schema and `validate_spec`.
+pub const MAX_CONCURRENCY: u32 = 1024;
+/// Most `workers.backoffLimitPerIndex`: schema and `validate_spec`.
+pub const MAX_BACKOFF_LIMIT_PER_INDEX: u32 = 100;
+
+/// The worker shards.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.parallelism) || self.parallelism <= self.shards").message("workers.parallelism must not exceed workers.shards"))]
+pub struct WorkersSpec {
+    /// Number of shards: contiguous ranges of the sorted input, one worker pod each (1–10000).
+    /// A job never has more shards than images: with fewer images than shards, each image is
+    /// one shard and the shards beyond them have nothing to do (they write nothing and
+    /// succeed at once).
+    #[serde(default = "default_shards")]
+    #[schemars(range(min = 1, max = MAX_SHARDS))]
+    pub shards: u32,
+    /// Shards running at once (default: all; 1–10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_SHARDS))]
+    pub parallelism: Option<u32>,
+    /// Images in flight per shard (download, decode and inference overlap; 1–1024).
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = MAX_CONCURRENCY))]
+    pub concurrency: u32,
+    /// Retries of one shard before it counts as failed (0–100).
+    #[serde(default = "default_backoff_limit_per_index")]
+    #[schemars(range(min = 0, max = MAX_BACKOFF_LIMIT_PER_INDEX))]
+    pub backoff_limit_per_index: u32,
+    /// Resources of each worker pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+fn default_shards() -> u32 {
+    1
+}
+fn default_concurrency() -> u32 {
+    8
+}
+fn default_backoff_limit_per_index() -> u32 {
+    2
+}
+
+impl Default for WorkersSpec {
+    fn default() -> Self {
+        Self {
+            shards: default_shards(),
+            parallelism: None,
+            concurrency: default_concurrency(),
+            backoff_limit_per_index: default_backoff_limit_per_index(),
+            resources: None,
+        }
+    }
+}
 
 /// Default of `input.timeouts.connectSeconds`.
 pub const DEFAULT_CONNECT_SECONDS: u32 = 10;
