@@ -11,7 +11,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod execution;
 mod labels;
+pub use execution::{
+    DownloadTimeouts, MAX_BACKOFF_LIMIT_PER_INDEX, MAX_CONCURRENCY, MAX_SHARDS, WorkersSpec,
+};
 pub use labels::{DedupAction, DedupMode, DedupSpec, OutputFormat, ReviewMode, ReviewSpec};
 
 /// Label a set of images with a detection model and write one COCO file.
@@ -127,6 +131,10 @@ pub struct InputSpec {
     /// Duplicate images (default: byte-identical copies are labelled once).
     #[serde(default, skip_serializing_if = "DedupSpec::is_default")]
     pub dedup: DedupSpec,
+    /// Time limits of image downloads (default: connect 10 s, read 30 s, 120 s per image in
+    /// all, retries included).
+    #[serde(default, skip_serializing_if = "DownloadTimeouts::is_default")]
+    pub timeouts: DownloadTimeouts,
 }
 
 /// A reference to a Secret whose keys become environment variables of the worker pods
@@ -387,54 +395,6 @@ pub enum Device {
     Cpu,
     /// ONNX Runtime's CUDA execution provider (a CUDA image and a GPU node).
     Cuda,
-}
-
-/// The worker shards.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.parallelism) || self.parallelism <= self.shards").message("workers.parallelism must not exceed workers.shards"))]
-pub struct WorkersSpec {
-    /// Number of shards: contiguous ranges of the sorted input, one worker pod each.
-    #[serde(default = "default_shards")]
-    #[schemars(range(min = 1, max = 10000))]
-    pub shards: u32,
-    /// Shards running at once (default: all).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 10000))]
-    pub parallelism: Option<u32>,
-    /// Images in flight per shard (download, decode and inference overlap).
-    #[serde(default = "default_concurrency")]
-    #[schemars(range(min = 1, max = 1024))]
-    pub concurrency: u32,
-    /// Retries of one shard before it counts as failed.
-    #[serde(default = "default_backoff_limit_per_index")]
-    #[schemars(range(min = 0, max = 100))]
-    pub backoff_limit_per_index: u32,
-    /// Resources of each worker pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
-}
-
-fn default_shards() -> u32 {
-    1
-}
-fn default_concurrency() -> u32 {
-    8
-}
-fn default_backoff_limit_per_index() -> u32 {
-    2
-}
-
-impl Default for WorkersSpec {
-    fn default() -> Self {
-        Self {
-            shards: default_shards(),
-            parallelism: None,
-            concurrency: default_concurrency(),
-            backoff_limit_per_index: default_backoff_limit_per_index(),
-            resources: None,
-        }
-    }
 }
 
 /// Where results go.

@@ -1,8 +1,11 @@
 //! Pure spec checks, the same rules the CRD schema states in CEL plus those CEL cannot see.
 //! `labeljob run` refuses a file that fails them before creating anything; the operator sets
-//! `SpecValid=False` with the joined messages and creates no child.
+//! `SpecValid=False` with the joined messages and creates no child. The worker bounds
+//! (`workers.shards`, `parallelism`, `concurrency`, `backoffLimitPerIndex`) are checked here
+//! from the same constants the schema's ranges are generated from, so a spec built in code
+//! (not parsed from YAML) or stored under an older CRD is held to the same limits.
 
-use crate::v1alpha1::{InputDtype, LabelJobSpec};
+use crate::v1alpha1::{InputDtype, LabelJobSpec, MAX_BACKOFF_LIMIT_PER_INDEX, MAX_CONCURRENCY, MAX_SHARDS};
 
 /// One problem with a spec, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +68,9 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     }
     if spec.input.max_images == Some(0) {
         bad("input.maxImages", "must be at least 1".into());
+    }
+    for (field, message) in spec.input.timeouts.problems() {
+        bad(field, message);
     }
 
     let m = &spec.model;
@@ -196,18 +202,24 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     }
 
     let w = &spec.workers;
-    if w.shards == 0 {
-        bad("workers.shards", "must be at least 1".into());
+    if !(1..=MAX_SHARDS).contains(&w.shards) {
+        bad("workers.shards", format!("{} is outside 1–{MAX_SHARDS}", w.shards));
     }
     if let Some(par) = w.parallelism {
-        if par == 0 {
-            bad("workers.parallelism", "must be at least 1".into());
+        if !(1..=MAX_SHARDS).contains(&par) {
+            bad("workers.parallelism", format!("{par} is outside 1–{MAX_SHARDS}"));
         } else if par > w.shards {
             bad("workers.parallelism", format!("{par} exceeds workers.shards ({})", w.shards));
         }
     }
-    if w.concurrency == 0 {
-        bad("workers.concurrency", "must be at least 1".into());
+    if !(1..=MAX_CONCURRENCY).contains(&w.concurrency) {
+        bad("workers.concurrency", format!("{} is outside 1–{MAX_CONCURRENCY}", w.concurrency));
+    }
+    if w.backoff_limit_per_index > MAX_BACKOFF_LIMIT_PER_INDEX {
+        bad(
+            "workers.backoffLimitPerIndex",
+            format!("{} is outside 0–{MAX_BACKOFF_LIMIT_PER_INDEX}", w.backoff_limit_per_index),
+        );
     }
     if let Some(f) = spec.max_failed_fraction
         && !(0.0..=1.0).contains(&f)
@@ -341,5 +353,36 @@ mod tests {
         let mut s = spec("");
         s.output.uri = "https://example.com/out".into();
         assert_eq!(validate_spec(&s).expect_err("https output").0[0].field, "output.uri");
+    }
+
+    #[test]
+    fn worker_bounds_are_the_schema_bounds() {
+        let mut s = spec("");
+        s.workers.shards = u32::MAX;
+        s.workers.concurrency = MAX_CONCURRENCY + 1;
+        s.workers.backoff_limit_per_index = MAX_BACKOFF_LIMIT_PER_INDEX + 1;
+        let err = validate_spec(&s).expect_err("out of range");
+        let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["workers.shards", "workers.concurrency", "workers.backoffLimitPerIndex"]);
+        assert!(err.to_string().contains("spec.workers.shards: 4294967295 is outside 1–10000"), "{err}");
+        let mut s = spec("");
+        s.workers.shards = MAX_SHARDS;
+        s.workers.parallelism = Some(MAX_SHARDS + 1);
+        assert_eq!(validate_spec(&s).expect_err("parallelism").0[0].field, "workers.parallelism");
+        s.workers.parallelism = Some(MAX_SHARDS);
+        s.workers.concurrency = MAX_CONCURRENCY;
+        assert_eq!(validate_spec(&s), Ok(()), "the maxima themselves are valid");
+
+        // the CRD's ranges come from the same constants
+        let crd = serde_json::to_value(crate::crd()).expect("crd json");
+        let workers = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["workers"]["properties"];
+        assert_eq!(workers["shards"]["maximum"], serde_json::json!(f64::from(MAX_SHARDS)), "{workers}");
+        assert_eq!(workers["parallelism"]["maximum"], serde_json::json!(f64::from(MAX_SHARDS)));
+        assert_eq!(workers["concurrency"]["maximum"], serde_json::json!(f64::from(MAX_CONCURRENCY)));
+        assert_eq!(
+            workers["backoffLimitPerIndex"]["maximum"],
+            serde_json::json!(f64::from(MAX_BACKOFF_LIMIT_PER_INDEX))
+        );
     }
 }

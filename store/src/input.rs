@@ -17,9 +17,15 @@
 //! still lists the same redacted URLs. Downloads only reach public addresses unless the job
 //! sets `allowPrivateNetworks` ([`crate::netguard`]).
 //!
+//! Time: each attempt of a download has `input.timeouts.connectSeconds` to connect and
+//! `readSeconds` between bytes; each image `deadlineSeconds` in all, retries included
+//! ([`StoreError::Deadline`]), for URL lists and object stores alike.
+//!
 //! `file://` inputs: a symbolic link is followed only while its target stays inside the
 //! input directory; one that leads outside fails as that one image
-//! ([`StoreError::OutsideInput`]).
+//! ([`StoreError::OutsideInput`]). An odd entry (a name that is not UTF-8 or holds a control
+//! character, a dangling or looping link, a FIFO, an unreadable directory) is listed as an
+//! entry with a [`ListingProblem`] ([`crate::localdir`]): one failed image, not a failed job.
 //!
 //! Filters: `include` / `exclude` are globs where `*` and `?` stay within one path segment
 //! and `**` spans segments (`photos/**/*.jpg`), case-sensitive. They match the key of store
@@ -27,18 +33,29 @@
 //! store keys ending in .jpg .jpeg .png .webp .bmp (any case); for URL lists every listed URL.
 //! The listing is sorted by key and cut to `maxImages`; ids are positions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use labeljob_api::v1alpha1::InputSpec;
+use labeljob_api::v1alpha1::{DownloadTimeouts, InputSpec};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
+use crate::localdir;
+use crate::manifest::ListingProblem;
 use crate::redact::redact_uri;
 use crate::retry::HttpClient;
-use crate::{Location, ManifestEntry, NetworkPolicy, Result, RetryPolicy, StoreError, StoreOptions};
+use crate::{
+    Location, Manifest, ManifestEntry, NetworkPolicy, ObjectInfo, Result, RetryPolicy, StoreError,
+    StoreOptions,
+};
+
+/// The largest image [`InputSource::fetch`] reads unless told otherwise (the decoder's limit).
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 256 << 20;
+/// The largest URL list read (about two million URLs of a hundred characters).
+pub const MAX_URL_LIST_BYTES: u64 = 256 << 20;
 
 /// File name extensions taken as images when no `include` is given (compared lower-cased).
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
@@ -83,6 +100,11 @@ impl KeyFilter {
         };
         included && !self.exclude.as_ref().is_some_and(|set| set.is_match(key))
     }
+
+    /// Whether everything below the directory `dir` is excluded (`thumbs/**` for `thumbs`).
+    fn excludes_dir(&self, dir: &str) -> bool {
+        self.exclude.as_ref().is_some_and(|set| set.is_match(format!("{dir}/x")))
+    }
 }
 
 fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>> {
@@ -113,6 +135,19 @@ pub struct InputSource {
     filter: KeyFilter,
     max_images: Option<u64>,
     http: HttpClient,
+    /// `input.timeouts.deadlineSeconds`: one image's download in all.
+    deadline: Duration,
+}
+
+/// `options` with the connect, read and request timeouts of `spec.input.timeouts` (a request
+/// never needs longer than the whole image's deadline).
+fn with_timeouts(options: &StoreOptions, t: &DownloadTimeouts) -> StoreOptions {
+    let mut options = options.clone();
+    let retry = &mut options.retry;
+    retry.connect_timeout = Duration::from_secs(t.connect_seconds.into());
+    retry.read_timeout = Duration::from_secs(t.read_seconds.into());
+    retry.request_timeout = Duration::from_secs(t.deadline_seconds.into());
+    options
 }
 
 impl InputSource {
@@ -121,8 +156,10 @@ impl InputSource {
         Self::with_options(spec, &StoreOptions::default())
     }
 
-    /// An input with explicit store options (credentials, retry policy).
+    /// An input with explicit store options (credentials, retries). The timeouts of the
+    /// options' retry policy are replaced by those of `spec.timeouts`.
     pub fn with_options(spec: &InputSpec, options: &StoreOptions) -> Result<InputSource> {
+        let options = &with_timeouts(options, &spec.timeouts);
         let uri = spec.uri.as_str();
         let (source, extensions_by_default) = if uri.starts_with("http://") || uri.starts_with("https://") {
             let url =
@@ -137,6 +174,7 @@ impl InputSource {
             filter: KeyFilter::new(&spec.include, &spec.exclude, extensions_by_default)?,
             max_images: spec.max_images,
             http: HttpClient::new(options.retry.clone(), network_policy(spec))?,
+            deadline: Duration::from_secs(spec.timeouts.deadline_seconds.into()),
         })
     }
 
@@ -161,43 +199,83 @@ impl InputSource {
         self.http.policy()
     }
 
-    /// List the input: filtered, sorted by key, cut to `maxImages`, ids = positions.
+    /// List the input: filtered, sorted by key, cut to `maxImages`, ids = positions. The
+    /// entries that cannot be images ([`InputSource::list_manifest`]) are among them.
     pub async fn list(&self) -> Result<Vec<ManifestEntry>> {
-        let mut entries: Vec<ManifestEntry> = match &self.source {
-            Source::Store(location) => self.list_store(location).await?,
-            Source::UrlList(list) => self.list_urls(list).await?,
-        };
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-        entries.dedup_by(|a, b| a.key == b.key);
-        if let Some(max) = self.max_images {
-            entries.truncate(usize::try_from(max).unwrap_or(usize::MAX));
-        }
-        for (id, entry) in entries.iter_mut().enumerate() {
-            entry.id = id as u64;
-        }
-        debug!(uri = self.uri(), images = entries.len(), "listed input");
-        Ok(entries)
+        Ok(self.list_manifest().await?.entries)
     }
 
-    async fn list_store(&self, location: &Location) -> Result<Vec<ManifestEntry>> {
-        if let Some(dir) = location.local_dir() {
-            // a missing local input directory is an error, not an empty job
-            if !tokio::fs::try_exists(dir).await.unwrap_or(false) {
-                return Err(StoreError::NotFound { uri: location.uri().to_string() });
-            }
+    /// The listing as a manifest: [`InputSource::list`], with the odd entries of a `file://`
+    /// input ([`crate::localdir`]) as entries that carry their problem.
+    pub async fn list_manifest(&self) -> Result<Manifest> {
+        let mut listed: Vec<(ManifestEntry, Option<ListingProblem>)> = match &self.source {
+            Source::Store(location) => self.list_store(location).await?,
+            Source::UrlList(list) => self.list_urls(list).await?.into_iter().map(|e| (e, None)).collect(),
+        };
+        listed.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        // URL lists may list an image twice; an odd entry's printable key may equal a real one
+        listed.dedup_by(|a, b| a.0.key == b.0.key && a.0.uri == b.0.uri);
+        if let Some(max) = self.max_images {
+            listed.truncate(usize::try_from(max).unwrap_or(usize::MAX));
         }
-        let objects = location.list("").await?;
-        Ok(objects
-            .into_iter()
-            .filter(|o| self.filter.matches(&o.key))
-            .map(|o| ManifestEntry {
-                id: 0,
-                uri: redact_uri(&location.child_uri(&o.key)),
-                key: o.key,
-                size: Some(o.size),
-                etag: o.etag,
-            })
-            .collect())
+        let mut problems = BTreeMap::new();
+        let mut entries = Vec::with_capacity(listed.len());
+        for (id, (mut entry, problem)) in listed.into_iter().enumerate() {
+            entry.id = id as u64;
+            if let Some(p) = problem {
+                problems.insert(entry.id, p);
+            }
+            entries.push(entry);
+        }
+        debug!(uri = self.uri(), images = entries.len(), odd = problems.len(), "listed input");
+        Ok(Manifest::with_problems(entries, problems))
+    }
+
+    async fn list_store(&self, location: &Location) -> Result<Vec<(ManifestEntry, Option<ListingProblem>)>> {
+        let entry = |o: ObjectInfo| ManifestEntry {
+            id: 0,
+            uri: redact_uri(&location.child_uri(&o.key)),
+            key: o.key,
+            size: Some(o.size),
+            etag: o.etag,
+        };
+        let Some(dir) = location.local_dir() else {
+            let objects = location.list("").await?;
+            return Ok(objects
+                .into_iter()
+                .filter(|o| self.filter.matches(&o.key))
+                .map(|o| (entry(o), None))
+                .collect());
+        };
+        // a missing local input directory is an error, not an empty job
+        if !tokio::fs::try_exists(dir).await.unwrap_or(false) {
+            return Err(StoreError::NotFound { uri: location.uri().to_string() });
+        }
+        let walked = dir.to_path_buf();
+        let (files, bad) = tokio::task::spawn_blocking(move || localdir::walk(&walked))
+            .await
+            .map_err(|e| StoreError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e) })??;
+        let mut out: Vec<_> =
+            files.into_iter().filter(|o| self.filter.matches(&o.key)).map(|o| (entry(o), None)).collect();
+        for b in bad {
+            let wanted = match b.is_dir {
+                true => !self.filter.excludes_dir(&b.key),
+                false => self.filter.matches(&b.key),
+            };
+            if !wanted {
+                continue;
+            }
+            warn!(
+                uri = location.uri(),
+                entry = b.key,
+                reason = b.problem.reason,
+                "odd input entry: one failed image"
+            );
+            let uri = redact_uri(&location.child_uri_of_bytes(&b.raw));
+            let e = ManifestEntry { id: 0, key: b.key, uri, size: None, etag: None };
+            out.push((e, Some(b.problem)));
+        }
+        Ok(out)
     }
 
     async fn list_urls(&self, list: &UrlList) -> Result<Vec<ManifestEntry>> {
@@ -221,7 +299,7 @@ impl InputSource {
 
     /// Download and parse the URL list into redacted key → real URL (first occurrence wins).
     async fn read_url_list(&self, list: &UrlList) -> Result<HashMap<String, url::Url>> {
-        let body = self.http.get(&list.url).await?;
+        let body = self.http.get(&list.url, MAX_URL_LIST_BYTES).await?;
         let mut urls = HashMap::new();
         for url in parse_url_list(&list.url, &String::from_utf8_lossy(&body))? {
             urls.entry(redact_uri(url.as_str())).or_insert(url);
@@ -229,13 +307,31 @@ impl InputSource {
         Ok(urls)
     }
 
-    /// The bytes of one image. Transient failures are retried per the retry policy (by
-    /// object_store's client for cloud stores); [`StoreError::NotFound`] is returned at once.
-    /// URL-list images are fetched from the real URL that the list (read once per process)
-    /// gives for the entry's redacted key: [`StoreError::NotListed`] when it lists it no more.
+    /// The bytes of one image, at most [`DEFAULT_MAX_IMAGE_BYTES`] ([`InputSource::fetch_capped`]).
     pub async fn fetch(&self, entry: &ManifestEntry) -> Result<Bytes> {
+        self.fetch_capped(entry, DEFAULT_MAX_IMAGE_BYTES).await
+    }
+
+    /// The bytes of one image, at most `max_bytes`: a larger one is [`StoreError::TooLarge`],
+    /// refused from its declared size (object size, file size, `Content-Length`) before its
+    /// body is read, or cut off once more than the limit has arrived. Transient failures are
+    /// retried per the retry policy (by object_store's client for cloud stores);
+    /// [`StoreError::NotFound`] is returned at once. URL-list images are fetched from the
+    /// real URL that the list (read once per process) gives for the entry's redacted key:
+    /// [`StoreError::NotListed`] when it lists it no more.
+    ///
+    /// The whole of it, retries included, has `input.timeouts.deadlineSeconds`: then
+    /// [`StoreError::Deadline`].
+    pub async fn fetch_capped(&self, entry: &ManifestEntry, max_bytes: u64) -> Result<Bytes> {
+        let deadline = self.deadline;
+        tokio::time::timeout(deadline, self.fetch_now(entry, max_bytes)).await.unwrap_or_else(|_| {
+            Err(StoreError::Deadline { uri: redact_uri(&entry.uri), seconds: deadline.as_secs() })
+        })
+    }
+
+    async fn fetch_now(&self, entry: &ManifestEntry, max_bytes: u64) -> Result<Bytes> {
         let bytes = match &self.source {
-            Source::Store(location) => location.get_contained(&entry.key).await?,
+            Source::Store(location) => location.get_contained(&entry.key, max_bytes).await?,
             Source::UrlList(list) => {
                 let urls = list.urls.get_or_try_init(|| self.read_url_list(list)).await?;
                 // manifests written before redaction keep real URLs as keys: redact to look up
@@ -243,7 +339,7 @@ impl InputSource {
                 let url = urls
                     .get(&key)
                     .ok_or_else(|| StoreError::NotListed { uri: key.clone(), list: list.shown.clone() })?;
-                self.http.get(url).await?
+                self.http.get(url, max_bytes).await?
             }
         };
         if let Some(size) = entry.size.filter(|s| *s != bytes.len() as u64) {

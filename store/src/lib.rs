@@ -7,18 +7,21 @@
 //! - [`InputSource`]: the input side of a LabelJob — a store prefix or an `http(s)://` URL
 //!   list — listed with the job's globs into [`ManifestEntry`]s and fetched with retries.
 //! - [`manifest`]: the frozen input listing (`manifest.jsonl`) and contiguous shard ranges.
+//! - [`localdir`]: listing `file://` inputs, where an odd entry is one failed image.
 //! - [`layout`]: the object keys of the output prefix.
 //! - [`progress`]: per-shard progress objects, written by workers and read by the operator.
 //! - [`plan()`]: freeze the input listing once per output prefix.
 //! - [`redact`]: [`redact_uri`], the one credential redaction used wherever a URI is written
 //!   or logged.
 //! - [`netguard`]: which addresses URL-list downloads may reach (no internal ones by default).
+//! - [`uri`]: object URIs with their path percent-escaped, as every output writes them.
 //!
 //! All fallible functions return [`StoreError`].
 
 pub mod cloud;
 pub mod input;
 pub mod layout;
+pub mod localdir;
 pub mod location;
 pub mod manifest;
 pub mod netguard;
@@ -27,10 +30,11 @@ pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod retry;
+pub mod uri;
 
 pub use input::InputSource;
 pub use location::{Location, ObjectInfo, StoreOptions};
-pub use manifest::{Manifest, ManifestEntry, shard_range};
+pub use manifest::{ListingProblem, Manifest, ManifestEntry, shard_range};
 pub use netguard::NetworkPolicy;
 pub use plan::{PlanInfo, plan, read_plan_info};
 pub use progress::{ShardProgress, read_progress, write_progress};
@@ -163,6 +167,32 @@ pub enum StoreError {
         path: std::path::PathBuf,
         /// The input directory.
         dir: std::path::PathBuf,
+    },
+    /// An object, file or download is larger than the limit: refused from its size (object
+    /// metadata, file size, `Content-Length`) before its bytes are read, or, when no size
+    /// was declared, as soon as more than the limit arrived.
+    #[error(
+        "{uri}: {} exceeds the limit of {limit} bytes",
+        size.map_or_else(|| "the body".to_string(), |s| format!("{s} bytes"))
+    )]
+    TooLarge {
+        /// Full URI of the object or the URL (redacted).
+        uri: String,
+        /// Its size, when declared.
+        size: Option<u64>,
+        /// The limit.
+        limit: u64,
+    },
+    /// A download did not finish within its deadline (`input.timeouts.deadlineSeconds`),
+    /// retries included.
+    #[error(
+        "{uri}: not downloaded within the deadline of {seconds} s (input.timeouts.deadlineSeconds), retries included"
+    )]
+    Deadline {
+        /// The image's URI (redacted).
+        uri: String,
+        /// The deadline.
+        seconds: u64,
     },
     /// An HTTP request returned an unexpected status.
     #[error("GET {url}: HTTP {status}")]

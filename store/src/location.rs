@@ -5,8 +5,8 @@
 //! from the process environment (`AWS_*`: static keys, IRSA web identity, EKS Pod Identity,
 //! IMDS; `GOOGLE_*`; `AZURE_*`) and/or explicit variables ([`StoreOptions`]), e.g. the keys of
 //! a LabelJob's credentials Secret read by the operator; see [`crate::cloud`] for endpoints.
-//! Request/connect timeouts and retries come from [`StoreOptions::retry`] unless the
-//! environment sets `*_TIMEOUT` / `*_CONNECT_TIMEOUT`.
+//! Request, connect and read timeouts and retries come from [`StoreOptions::retry`] unless
+//! the environment sets `*_TIMEOUT` / `*_CONNECT_TIMEOUT` / `*_READ_TIMEOUT`.
 //!
 //! A request the store refuses (HTTP 401/403) or a client that cannot be configured is
 //! reported with the URI and the credentials in use ([`credential_source`]: variable names
@@ -84,13 +84,15 @@ impl StoreOptions {
         })
     }
 
-    /// Request and connect timeouts from the retry policy, for the client keys the
-    /// environment (`{prefix}TIMEOUT`, `{prefix}CONNECT_TIMEOUT`) does not set.
+    /// Request, connect and read timeouts from the retry policy, for the client keys the
+    /// environment (`{prefix}TIMEOUT`, `{prefix}CONNECT_TIMEOUT`, `{prefix}READ_TIMEOUT`)
+    /// does not set.
     pub(crate) fn timeouts(&self, prefix: &str) -> Vec<(ClientConfigKey, String)> {
         let policy = &self.retry;
         [
             ("TIMEOUT", ClientConfigKey::Timeout, policy.request_timeout),
             ("CONNECT_TIMEOUT", ClientConfigKey::ConnectTimeout, policy.connect_timeout),
+            ("READ_TIMEOUT", ClientConfigKey::ReadTimeout, policy.read_timeout),
         ]
         .into_iter()
         .filter(|(name, _, _)| self.lookup(&format!("{prefix}{name}")).is_none())
@@ -125,6 +127,8 @@ pub struct ObjectInfo {
 #[derive(Clone, Debug)]
 pub struct Location {
     uri: String,
+    /// `scheme://bucket` (`file://` for local directories): what object URIs start with.
+    root: String,
     /// Which credentials the client uses ([`credential_source`]); empty for `file://`.
     credentials: Arc<str>,
     store: Arc<dyn ObjectStore>,
@@ -167,7 +171,8 @@ impl Location {
             "" => format!("{scheme}://{bucket}"),
             p => format!("{scheme}://{bucket}/{p}"),
         };
-        Ok(Location { uri, credentials: credentials.into(), store, prefix, local_dir: None })
+        let root = format!("{scheme}://{bucket}");
+        Ok(Location { uri, root, credentials: credentials.into(), store, prefix, local_dir: None })
     }
 
     fn parse_file(uri: &str) -> Result<Location> {
@@ -181,6 +186,7 @@ impl Location {
         }
         Ok(Location {
             uri: format!("file:///{}", prefix.as_ref()),
+            root: "file://".into(),
             credentials: "".into(),
             store: Arc::new(LocalFileSystem::new()),
             prefix,
@@ -198,9 +204,22 @@ impl Location {
         &self.uri
     }
 
-    /// The full URI of `rel` under this location.
+    /// The full URI of `rel` under this location, its path percent-escaped
+    /// ([`crate::uri`]): `s3://b/p/a%20b%23.jpg` for `a b#.jpg`.
     pub fn child_uri(&self, rel: &str) -> String {
-        format!("{}/{}", self.uri, rel.trim_start_matches('/'))
+        self.child_uri_of_bytes(rel.as_bytes())
+    }
+
+    /// [`Location::child_uri`] of a relative path of any bytes (a local file name that is
+    /// not UTF-8 still gets its exact URI).
+    pub fn child_uri_of_bytes(&self, rel: &[u8]) -> String {
+        let rel = rel.strip_prefix(b"/").unwrap_or(rel);
+        let mut path = self.prefix.as_ref().as_bytes().to_vec();
+        if !path.is_empty() && !rel.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(rel);
+        format!("{}/{}", self.root, crate::uri::escape_path(&path))
     }
 
     /// For `file://` locations, the local directory.
@@ -250,17 +269,43 @@ impl Location {
         result.bytes().await.map_err(|e| self.store_err("get", rel, e))
     }
 
-    /// The bytes of `rel`, read only from inside the location: for `file://` locations, when
-    /// `rel` is (or passes through) a symbolic link whose target lies outside the location's
-    /// directory, [`StoreError::OutsideInput`] and nothing is read. Cloud stores have no links:
-    /// the same as [`Location::get`].
-    pub async fn get_contained(&self, rel: &str) -> Result<Bytes> {
-        let Some(dir) = self.local_dir.as_deref() else {
-            return self.get(rel).await;
-        };
+    /// The bytes of `rel`, at most `max_bytes` of them: an object whose size (the store's
+    /// metadata) is larger is [`StoreError::TooLarge`] before its body is read, and a body
+    /// that grows past the limit while it streams in is cut off with the same error. Memory:
+    /// the object, never more than the limit.
+    pub async fn get_capped(&self, rel: &str, max_bytes: u64) -> Result<Bytes> {
         let path = self.object_path(rel)?;
-        let file =
-            LocalFileSystem::new().path_to_filesystem(&path).map_err(|e| self.store_err("get", rel, e))?;
+        let result = self.store.get(&path).await.map_err(|e| self.store_err("get", rel, e))?;
+        let too_large = |size| StoreError::TooLarge { uri: self.child_uri(rel), size, limit: max_bytes };
+        if result.meta.size > max_bytes {
+            return Err(too_large(Some(result.meta.size)));
+        }
+        // the size is within the limit, so within usize as well
+        let mut buf = Vec::with_capacity(usize::try_from(result.meta.size).unwrap_or(0));
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.try_next().await.map_err(|e| self.store_err("get", rel, e))? {
+            if (buf.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
+                return Err(too_large(None));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// The bytes of `rel`, at most `max_bytes` ([`Location::get_capped`]), read only from
+    /// inside the location: for `file://` locations, when `rel` is (or passes through) a
+    /// symbolic link whose target lies outside the location's directory,
+    /// [`StoreError::OutsideInput`] and nothing is read; a file larger than the limit is
+    /// refused from its size, unread. Cloud stores have no links.
+    pub async fn get_contained(&self, rel: &str, max_bytes: u64) -> Result<Bytes> {
+        let Some(dir) = self.local_dir.as_deref() else {
+            return self.get_capped(rel, max_bytes).await;
+        };
+        // the key must be a valid object path (no `.`, `..`, empty or control-character
+        // segments); the file is the directory's own path joined with it (no URL round trip,
+        // so no name object_store would refuse, such as `a#1`, is unreadable)
+        self.object_path(rel)?;
+        let file = dir.join(rel.trim_matches('/'));
         let io_err = |path: &std::path::Path, source: std::io::Error| match source.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound { uri: self.child_uri(rel) },
             _ => StoreError::Io { path: path.to_path_buf(), source },
@@ -272,8 +317,23 @@ impl Location {
         }
         // read the resolved path, which had no links when checked (a directory on it replaced
         // by a link in between is a race this does not close; the directory is the job's)
-        let bytes = tokio::fs::read(&real).await.map_err(|e| io_err(&file, e))?;
-        Ok(Bytes::from(bytes))
+        let mut f = tokio::fs::File::open(&real).await.map_err(|e| io_err(&file, e))?;
+        let size = f.metadata().await.map_err(|e| io_err(&file, e))?.len();
+        let too_large = |size| StoreError::TooLarge { uri: self.child_uri(rel), size, limit: max_bytes };
+        if size > max_bytes {
+            return Err(too_large(Some(size)));
+        }
+        // a file that grows after the size was read is cut at one byte past the limit
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        (&mut f)
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| io_err(&file, e))?;
+        if buf.len() as u64 > max_bytes {
+            return Err(too_large(None));
+        }
+        Ok(Bytes::from(buf))
     }
 
     /// The bytes of `rel`, or `None` when it does not exist.
@@ -466,10 +526,11 @@ mod tests {
     fn timeouts_come_from_the_policy_unless_set() {
         let opts = no_env();
         let t = opts.timeouts("AWS_");
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.len(), 3);
         assert!(t.contains(&(ClientConfigKey::Timeout, "120000ms".to_string())));
         assert!(t.contains(&(ClientConfigKey::ConnectTimeout, "10000ms".to_string())));
-        let opts = StoreOptions::from_vars([("AWS_TIMEOUT", "5s")]);
+        assert!(t.contains(&(ClientConfigKey::ReadTimeout, "30000ms".to_string())));
+        let opts = StoreOptions::from_vars([("AWS_TIMEOUT", "5s"), ("AWS_READ_TIMEOUT", "1s")]);
         assert_eq!(opts.timeouts("AWS_"), vec![(ClientConfigKey::ConnectTimeout, "10000ms".to_string())]);
     }
 

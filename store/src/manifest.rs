@@ -2,12 +2,19 @@
 //! line, in listing order. An image's id is its position, so shards are contiguous id ranges
 //! ([`shard_range`]) and every stage agrees on them without coordination. The manifest's
 //! digest (sha256 of its bytes) identifies the input set in shard outputs and `plan.json`.
+//!
+//! An entry the listing found but that cannot be an image (a local file name that is not
+//! UTF-8, a symbolic link loop, …; see [`crate::localdir`]) is in the manifest like any other,
+//! with a `problem` on its line: the shard fails it at once, so it is one `errors.jsonl`
+//! entry and the job's counts still add up. Lines without a problem are as they always were.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::localdir::ListingProblem;
 use crate::{Result, StoreError};
 
 /// One input image.
@@ -32,33 +39,64 @@ pub struct ManifestEntry {
 pub struct Manifest {
     /// The entries; `entries[i].id == i`.
     pub entries: Vec<ManifestEntry>,
+    /// The entries that cannot be images, by id, and why: each fails as it is.
+    pub problems: BTreeMap<u64, ListingProblem>,
     /// sha256 (lower-case hex) of the `manifest.jsonl` bytes.
     pub digest: String,
+}
+
+/// One line of `manifest.jsonl` as written.
+#[derive(Serialize)]
+struct LineOut<'a> {
+    #[serde(flatten)]
+    entry: &'a ManifestEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a ListingProblem>,
+}
+
+/// One line of `manifest.jsonl` as read.
+#[derive(Deserialize)]
+struct LineIn {
+    #[serde(flatten)]
+    entry: ManifestEntry,
+    #[serde(default)]
+    problem: Option<ListingProblem>,
 }
 
 impl Manifest {
     /// A manifest of these entries (their ids should be their positions), with its digest.
     pub fn new(entries: Vec<ManifestEntry>) -> Manifest {
-        let digest = sha256_hex(&jsonl_bytes(&entries));
-        Manifest { entries, digest }
+        Self::with_problems(entries, BTreeMap::new())
+    }
+
+    /// A manifest of these entries, some of which (by id) cannot be images.
+    pub fn with_problems(entries: Vec<ManifestEntry>, problems: BTreeMap<u64, ListingProblem>) -> Manifest {
+        let digest = sha256_hex(&jsonl_bytes(&entries, &problems));
+        Manifest { entries, problems, digest }
     }
 
     /// The `manifest.jsonl` bytes: one compact JSON object per line, `\n`-terminated.
     pub fn to_jsonl(&self) -> Vec<u8> {
-        jsonl_bytes(&self.entries)
+        jsonl_bytes(&self.entries, &self.problems)
+    }
+
+    /// Why the entry `id` cannot be an image, if it cannot.
+    pub fn problem(&self, id: u64) -> Option<&ListingProblem> {
+        self.problems.get(&id)
     }
 
     /// Parse `manifest.jsonl`. Errors name the 1-based line. Blank lines are skipped; each
     /// entry's id must equal its position. The digest is that of `bytes` as given.
     pub fn from_jsonl(bytes: &[u8]) -> Result<Manifest> {
         let mut entries = Vec::new();
+        let mut problems = BTreeMap::new();
         for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
             let line_no = index + 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let entry: ManifestEntry =
+            let LineIn { entry, problem: listing_problem } =
                 serde_json::from_slice(line).map_err(|source| StoreError::ManifestLine {
                     line: line_no,
                     problem: "not a manifest entry",
@@ -74,9 +112,12 @@ impl Manifest {
             if let Some(problem) = problem {
                 return Err(StoreError::ManifestLine { line: line_no, problem, source: None });
             }
+            if let Some(p) = listing_problem {
+                problems.insert(entry.id, p);
+            }
             entries.push(entry);
         }
-        Ok(Manifest { entries, digest: sha256_hex(bytes) })
+        Ok(Manifest { entries, problems, digest: sha256_hex(bytes) })
     }
 
     /// Number of images.
@@ -97,11 +138,12 @@ impl Manifest {
     }
 }
 
-fn jsonl_bytes(entries: &[ManifestEntry]) -> Vec<u8> {
+fn jsonl_bytes(entries: &[ManifestEntry], problems: &BTreeMap<u64, ListingProblem>) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * 128);
     for entry in entries {
+        let line = LineOut { entry, problem: problems.get(&entry.id) };
         // strings and integers always serialise; the writer is a Vec
-        serde_json::to_writer(&mut out, entry).expect("serialising a manifest entry cannot fail");
+        serde_json::to_writer(&mut out, &line).expect("serialising a manifest entry cannot fail");
         out.push(b'\n');
     }
     out
@@ -150,6 +192,30 @@ mod tests {
         assert_eq!(back, m);
         assert_eq!(back.digest, sha256_hex(&bytes));
         assert_eq!(m.digest.len(), 64);
+    }
+
+    #[test]
+    fn lines_without_problems_are_as_before_and_problems_round_trip() {
+        let m = Manifest::new(vec![entry(0, "a.jpg"), entry(1, "b.jpg")]);
+        let before: Vec<u8> = m
+            .entries
+            .iter()
+            .flat_map(|e| [serde_json::to_vec(e).expect("json"), b"\n".to_vec()].concat())
+            .collect();
+        assert_eq!(m.to_jsonl(), before, "same bytes, same digest as manifests written before");
+        let problem = ListingProblem { kind: "bad-name".into(), reason: "not UTF-8".into() };
+        let m = Manifest::with_problems(m.entries, BTreeMap::from([(1, problem.clone())]));
+        let text = String::from_utf8(m.to_jsonl()).expect("utf8");
+        assert!(
+            text.lines()
+                .nth(1)
+                .is_some_and(|l| l.ends_with(r#""problem":{"kind":"bad-name","reason":"not UTF-8"}}"#)),
+            "{text}"
+        );
+        let back = Manifest::from_jsonl(text.as_bytes()).expect("parse");
+        assert_eq!(back, m);
+        assert_eq!(back.problem(1), Some(&problem));
+        assert_eq!(back.problem(0), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub struct PlanInfo {
     pub manifest_digest: String,
     /// Images in the manifest.
     pub total: u64,
-    /// Shards of the job.
+    /// Shards of the job: `workers.shards`, but never more than the images.
     pub shards: u32,
     /// Digest of the input spec the listing was made from.
     pub input_digest: String,
@@ -47,7 +47,7 @@ pub async fn plan(input: &InputSource, output: &Location) -> Result<Manifest> {
         );
         return Ok(manifest);
     }
-    let manifest = Manifest::new(input.list().await?);
+    let manifest = input.list_manifest().await?;
     if output.put_if_absent(layout::MANIFEST, Bytes::from(manifest.to_jsonl())).await? {
         info!(output = output.uri(), images = manifest.len(), digest = manifest.digest, "manifest written");
         return Ok(manifest);
@@ -86,6 +86,7 @@ mod tests {
             max_images: None,
             allow_private_networks: false,
             dedup: Default::default(),
+            timeouts: Default::default(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! Retries and HTTP: one [`Backoff`] (exponential, capped, with jitter) that every retry loop
 //! of the project uses — downloads here, the OIP client's requests, the operator's requeue
-//! after an error — and one [`RetryPolicy`] (bounded tries, that backoff, bounded timeouts)
-//! used for `http(s)://` downloads by [`HttpClient`] and handed to object_store's own retry
-//! loop for cloud stores, so that both sides of the input behave alike.
+//! after an error — and one [`RetryPolicy`] (bounded tries, that backoff, bounded connect,
+//! read and request timeouts) used for `http(s)://` downloads by [`HttpClient`] and handed to
+//! object_store's own client and retry loop for cloud stores, so that both sides of the input
+//! behave alike.
 //!
 //! Transient: connect errors, timeouts, broken bodies, HTTP 408, 429 and 5xx. Not retried:
 //! 404/410 (→ [`StoreError::NotFound`]), every other status, and addresses refused by the
@@ -65,6 +66,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
+    /// Limit on waiting for the next bytes (of the answer's head or body); a server that
+    /// accepts and then says nothing fails the attempt after this.
+    pub read_timeout: Duration,
     /// Limit on one whole request, body included.
     pub request_timeout: Duration,
 }
@@ -76,6 +80,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
         }
     }
@@ -140,6 +145,7 @@ impl HttpClient {
         init_crypto();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
+            .read_timeout(policy.read_timeout)
             .timeout(policy.request_timeout)
             .redirect(netguard::redirect_policy(network))
             .user_agent(concat!("labeljob/", env!("CARGO_PKG_VERSION")));
@@ -155,13 +161,15 @@ impl HttpClient {
         &self.policy
     }
 
-    /// GET `url` and return the body, retrying transient failures per the policy.
-    /// 404 and 410 return [`StoreError::NotFound`] at once.
-    pub async fn get(&self, url: &url::Url) -> Result<Bytes> {
+    /// GET `url` and return the body, at most `max_bytes` of it, retrying transient failures
+    /// per the policy. 404 and 410 return [`StoreError::NotFound`] at once; a
+    /// `Content-Length` over the limit is [`StoreError::TooLarge`] before the body is read,
+    /// and a body without one is cut off once it passes the limit.
+    pub async fn get(&self, url: &url::Url, max_bytes: u64) -> Result<Bytes> {
         let tries = self.policy.max_tries.max(1);
         let mut failures = 0;
         loop {
-            match self.get_once(url).await {
+            match self.get_once(url, max_bytes).await {
                 Ok(body) => return Ok(body),
                 Err(err) if failures + 1 < tries && is_transient(&err) => {
                     failures += 1;
@@ -175,7 +183,7 @@ impl HttpClient {
         }
     }
 
-    async fn get_once(&self, url: &url::Url) -> Result<Bytes> {
+    async fn get_once(&self, url: &url::Url, max_bytes: u64) -> Result<Bytes> {
         let shown = || redact_uri(url.as_str());
         let forbidden = |source| StoreError::Forbidden { url: shown(), source };
         netguard::check_url(url, self.network).map_err(forbidden)?;
@@ -191,7 +199,21 @@ impl HttpClient {
         if !status.is_success() {
             return Err(StoreError::HttpStatus { url: shown(), status: status.as_u16() });
         }
-        response.bytes().await.map_err(http_err)
+        let too_large = |size| StoreError::TooLarge { uri: shown(), size, limit: max_bytes };
+        let declared = response.content_length();
+        if let Some(size) = declared.filter(|size| *size > max_bytes) {
+            return Err(too_large(Some(size)));
+        }
+        // the declared size is within the limit (a lying one is cut off below)
+        let mut buf = Vec::with_capacity(declared.and_then(|n| usize::try_from(n).ok()).unwrap_or(0));
+        let mut response = response;
+        while let Some(chunk) = response.chunk().await.map_err(http_err)? {
+            if (buf.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
+                return Err(too_large(None));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
     }
 }
 

@@ -23,6 +23,7 @@ fn spec(uri: String, include: &[&str], exclude: &[&str], max_images: Option<u64>
         max_images,
         allow_private_networks: false,
         dedup: Default::default(),
+        timeouts: Default::default(),
     }
 }
 
@@ -264,4 +265,27 @@ async fn input_entries_carry_uri_size_etag_and_fetch() {
     std::fs::remove_file(dir.path().join("p/x.jpg")).expect("rm");
     let err = input.fetch(&entries[0]).await.expect_err("deleted");
     assert!(err.is_not_found(), "{err:?}");
+}
+
+#[tokio::test]
+async fn entry_uris_are_escaped_so_a_uri_parser_gets_the_real_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = ["a b.jpg", "c#1.jpg", "d?x=1.jpg", "e%41.jpg", "sub dir/ü.png"];
+    populate(&dir.path().join("in"), &names).await;
+    let input =
+        InputSource::new(&spec(format!("{}/in", file_uri(dir.path())), &[], &[], None)).expect("input");
+    let entries = input.list().await.expect("list");
+    let mut keys: Vec<_> = entries.iter().map(|e| e.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, names, "keys stay the names as they are");
+    for e in &entries {
+        let url = url::Url::parse(&e.uri).unwrap_or_else(|err| panic!("{}: {err}", e.uri));
+        assert_eq!((url.query(), url.fragment()), (None, None), "{}", e.uri);
+        assert_eq!(url.to_file_path().expect("path"), dir.path().join("in").join(&e.key), "{}", e.uri);
+        assert_eq!(input.fetch(e).await.expect("fetch").as_ref(), e.key.as_bytes());
+    }
+    let e = entries.iter().find(|e| e.key == "e%41.jpg").expect("listed");
+    assert!(e.uri.ends_with("/in/e%2541.jpg"), "{}", e.uri);
+    let e = entries.iter().find(|e| e.key == "d?x=1.jpg").expect("listed");
+    assert!(e.uri.ends_with("/in/d%3Fx=1.jpg"), "{}", e.uri);
 }

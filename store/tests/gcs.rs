@@ -139,6 +139,7 @@ async fn plan_fetch_and_progress(server: &ScriptServer, opts: &StoreOptions) {
         max_images: None,
         allow_private_networks: false,
         dedup: Default::default(),
+        timeouts: Default::default(),
     };
     let input = InputSource::with_options(&spec, opts).expect("input");
     let out = tempfile::tempdir().expect("tempdir");

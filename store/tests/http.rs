@@ -120,6 +120,7 @@ fn fast_retries(max_tries: u32) -> StoreOptions {
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
         },
         ..StoreOptions::default()
@@ -135,6 +136,7 @@ fn input(uri: String, include: &[&str], max_images: Option<u64>, tries: u32) -> 
         max_images,
         allow_private_networks: true,
         dedup: Default::default(),
+        timeouts: Default::default(),
     };
     InputSource::with_options(&spec, &fast_retries(tries)).expect("input")
 }

@@ -110,6 +110,7 @@ fn input(uri: String, allow_private_networks: bool) -> InputSource {
         max_images: None,
         allow_private_networks,
         dedup: Default::default(),
+        timeouts: Default::default(),
     };
     let options = StoreOptions {
         retry: RetryPolicy {
@@ -117,6 +118,7 @@ fn input(uri: String, allow_private_networks: bool) -> InputSource {
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(50),
             connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
         },
         ..StoreOptions::default()

@@ -163,6 +163,7 @@ async fn plan_input_and_progress(server: &S3Server) {
         max_images: None,
         allow_private_networks: false,
         dedup: Default::default(),
+        timeouts: Default::default(),
     };
     let input = InputSource::with_options(&spec, &server.options()).expect("input");
     let output = server.location("jobs/one");

@@ -2,6 +2,9 @@
 the reason printed once, and exit code 2 (issue: hardening, cases 4, 5 and 7): the same schema,
 with the same limits, as the CRD the apiserver checks."""
 
+import json
+import shutil
+
 import pytest
 
 from conftest import PHOTOS, run_measured, write_job
@@ -82,3 +85,34 @@ def test_an_input_without_images_exits_2_after_planning(tmp_path, labeljob_bin, 
     assert f"the input file://{src}" in err and "lists no images" in err, err
     assert not (tmp_path / "out" / "annotations.json").exists(), "no merge ran"
     assert not (tmp_path / "out" / "shards").exists(), "no shard ran"
+
+
+def test_more_shards_than_images_run_one_shard_per_image(tmp_path, labeljob_bin, run_env):
+    # Case 7: `shards: 100000` on 5 images ran 100000 shards for minutes. The schema caps
+    # workers.shards at 10000, and a job never runs more shards than it has images.
+    src = tmp_path / "in"
+    src.mkdir()
+    names = ["dog.jpg", "eagle.jpg", "chelsea.png"]
+    for name in names:
+        shutil.copyfile(PHOTOS / name, src / name)
+    out = tmp_path / "out"
+    job = write_job(tmp_path / "job.yaml", "many-shards", f"file://{src}", f"file://{out}",
+                    "  workers:\n    shards: 10000\n")
+    code, stdout, err, _ = run_measured(labeljob_bin, run_env, "run", job, "--no-progress")
+    assert code == 0, (code, stdout, err)
+    assert "labelled 3 of 3" in stdout, stdout
+    assert "shards: 3 run, 0 reused (workers.shards 10000: at most one shard per image)" in stdout, stdout
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{i:05d}.json" for i in range(3)]
+    assert json.loads((out / "plan.json").read_text())["shards"] == 3
+    assert len(json.loads((out / "annotations.json").read_text())["images"]) == 3
+
+    # In a cluster the Indexed Job still has workers.shards pods: those beyond the images
+    # succeed at once, write nothing and load no model; an index beyond workers.shards fails.
+    code, stdout, err, _ = run_measured(labeljob_bin, run_env, "shard", "--job", job, "--index", 9999)
+    assert code == 0, (code, stdout, err)
+    assert "shard 9999: nothing to do (3 images in 3 shards)" in stdout, stdout
+    assert len(list((out / "shards").iterdir())) == 3
+    code, stdout, err, _ = run_measured(labeljob_bin, run_env, "shard", "--job", job, "--index", 10000)
+    assert code == 1 and "shard index 10000 is out of range" in err, (code, stdout, err)
+    code, stdout, err, _ = run_measured(labeljob_bin, run_env, "merge", "--job", job)
+    assert code == 0 and "labelled 3 of 3" in stdout, (code, stdout, err)

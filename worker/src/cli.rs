@@ -166,12 +166,13 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let s = run::run_job(ctx.clone(), detector, local.decoders(), show).await?;
             let m = &s.merge;
             println!(
-                "{} in {:.1}s, {:.1} img/s; shards: {} run, {} reused -> {}",
+                "{} in {:.1}s, {:.1} img/s; shards: {} run, {} reused{} -> {}",
                 m.line(),
                 s.seconds,
                 s.images_per_second(),
                 s.shards_run,
                 s.shards_skipped,
+                cut_note(ctx.shards(), ctx.requested_shards()),
                 m.annotations_uri
             );
             budget(m)
@@ -180,18 +181,27 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let ctx = JobContext::load(&job).await?;
             let (_, info) = stages::plan(&ctx).await?;
             println!(
-                "planned {} images in {} shards (manifest {})",
-                info.total, info.shards, info.manifest_digest
+                "planned {} images in {} shards{} (manifest {})",
+                info.total,
+                info.shards,
+                cut_note(info.shards, ctx.requested_shards()),
+                info.manifest_digest
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Shard { job, index, local, remote } => {
             let ctx = JobContext::load(&job).await?;
-            let (manifest, _) = stages::plan(&ctx).await?;
+            let (manifest, info) = stages::plan(&ctx).await?;
+            if index >= info.shards && index < ctx.requested_shards() {
+                // fewer images than workers.shards: this pod has nothing to do (no model loaded)
+                println!("shard {index}: nothing to do ({} images in {} shards)", info.total, info.shards);
+                return Ok(ExitCode::SUCCESS);
+            }
             let detector = detector(&ctx, &local, &remote).await?;
             let runner = ShardRunner::new(ctx.clone(), detector, local.decoders());
             match runner.run(&manifest, index, Arc::new(Counters::default())).await? {
                 ShardOutcome::Skipped { images } => println!("shard {index}: already done ({images} images)"),
+                ShardOutcome::Empty { shards } => println!("shard {index}: nothing to do ({shards} shards)"),
                 ShardOutcome::Done { labelled, failed } => {
                     println!("shard {index}: labelled {labelled}, failed {failed}")
                 }
@@ -216,6 +226,15 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("wrote {} ({n} images)", out.display());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `" (workers.shards N: at most one shard per image)"` when the job runs fewer shards than
+/// asked for, else nothing.
+fn cut_note(shards: u32, requested: u32) -> String {
+    match shards < requested {
+        true => format!(" (workers.shards {requested}: at most one shard per image)"),
+        false => String::new(),
     }
 }
 

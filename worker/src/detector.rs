@@ -15,6 +15,18 @@ pub enum DetectError {
     /// The remote server failed after retries.
     #[error("inference server: {0}")]
     Remote(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The answer for this image is malformed (a count beyond the tensor, a negative class,
+    /// a box that is not finite, tensors that do not match): an error of this image, not
+    /// detections, and not a reason to stop the others.
+    #[error("malformed inference answer")]
+    Malformed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl DetectError {
+    /// Whether only this image failed (the shard goes on) rather than inference itself.
+    pub fn is_per_image(&self) -> bool {
+        matches!(self, DetectError::Malformed(_) | DetectError::Engine(InferError::BadOutput(_)))
+    }
 }
 
 /// Something that detects objects in model-sized images.

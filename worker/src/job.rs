@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use labeljob_api::v1alpha1::{LabelJob, OverwritePolicy, PostprocessSpec};
 use labeljob_api::{DocumentError, SpecErrors, parse_labeljob, validate_spec};
@@ -80,6 +81,18 @@ pub struct JobContext {
     pub settings_digest: String,
     /// Digest of the input spec (a changed input means a new plan).
     pub input_digest: String,
+    /// Images in the frozen manifest, once planned ([`NOT_PLANNED`] before).
+    planned_images: AtomicU64,
+}
+
+/// [`JobContext`]'s image count before planning.
+const NOT_PLANNED: u64 = u64::MAX;
+
+/// The shards a job of `images` images runs when `requested` are asked for: never more than
+/// the images (a shard without images would only cost a pod, a shard file and a merge step),
+/// at least one.
+pub fn effective_shards(requested: u32, images: u64) -> u32 {
+    u32::try_from(images).unwrap_or(u32::MAX).clamp(1, requested.max(1))
 }
 
 impl JobContext {
@@ -112,7 +125,16 @@ impl JobContext {
         let input_digest = hex::encode(Sha256::digest(serde_json::to_vec(&spec.input).unwrap_or_default()));
         let input = InputSource::new(&spec.input)?;
         let output = Location::parse(&spec.output.uri)?;
-        Ok(Arc::new(Self { job, model, input, output, filter, settings_digest, input_digest }))
+        Ok(Arc::new(Self {
+            job,
+            model,
+            input,
+            output,
+            filter,
+            settings_digest,
+            input_digest,
+            planned_images: AtomicU64::new(NOT_PLANNED),
+        }))
     }
 
     /// Overwrite policy of the output.
@@ -120,9 +142,24 @@ impl JobContext {
         self.job.spec.output.overwrite
     }
 
-    /// Number of shards.
+    /// Number of shards the job runs: `workers.shards`, cut to the number of images once the
+    /// input is planned ([`effective_shards`]). Every stage plans before it uses this, so all
+    /// agree on it.
     pub fn shards(&self) -> u32 {
+        match self.planned_images.load(Ordering::Relaxed) {
+            NOT_PLANNED => self.requested_shards(),
+            images => effective_shards(self.requested_shards(), images),
+        }
+    }
+
+    /// `workers.shards` as written.
+    pub fn requested_shards(&self) -> u32 {
         self.job.spec.workers.shards
+    }
+
+    /// Record the size of the frozen manifest (called by [`crate::stages::plan`]).
+    pub fn set_planned_images(&self, images: u64) {
+        self.planned_images.store(images.min(NOT_PLANNED - 1), Ordering::Relaxed);
     }
 
     /// The job's name (metadata.name, or `labeljob`).
@@ -227,6 +264,16 @@ mod tests {
         assert_eq!(resolve_relative_file_uri("file://../out", Path::new("/a/b")), "file:///a/out");
         assert_eq!(resolve_relative_file_uri("file:///abs", Path::new("/a/b")), "file:///abs");
         assert_eq!(resolve_relative_file_uri("s3://bucket/x", Path::new("/a")), "s3://bucket/x");
+    }
+
+    #[test]
+    fn shards_never_exceed_the_images() {
+        assert_eq!(effective_shards(10_000, 5), 5);
+        assert_eq!(effective_shards(4, 13), 4);
+        assert_eq!(effective_shards(3, 3), 3);
+        assert_eq!(effective_shards(8, 0), 1, "an empty input still has one (empty) shard");
+        assert_eq!(effective_shards(0, 7), 1);
+        assert_eq!(effective_shards(u32::MAX, u64::MAX), u32::MAX);
     }
 
     #[tokio::test]

@@ -6,7 +6,8 @@
 //! exponential backoff and jitter for a bounded total time; a semaphore bounds the requests in
 //! flight. Other 4xx answers fail at once. Nothing in an answer is trusted: its body is read
 //! up to `max_response_bytes`, and a malformed answer (shapes that do not match the data, a
-//! count beyond its tensor, a negative class) is an error, not detections.
+//! count beyond its tensor, a negative class, a box that is not finite) is an error of that
+//! image ([`DetectError::Malformed`]), not detections.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -368,7 +369,10 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 #[async_trait]
 impl Detector for OipClient {
     async fn detect(&self, image: Vec<u8>) -> Result<Vec<RawDetection>, DetectError> {
-        let mut out = self.detect_many(&[&image]).await.map_err(|e| DetectError::Remote(Box::new(e)))?;
+        let mut out = self.detect_many(&[&image]).await.map_err(|e| match e {
+            OipError::Protocol { .. } => DetectError::Malformed(Box::new(e)),
+            e => DetectError::Remote(Box::new(e)),
+        })?;
         Ok(out.pop().unwrap_or_default())
     }
 }

@@ -169,8 +169,10 @@ impl Source {
                 response.error_for_status().map_err(http)?.bytes().await.map_err(http)
             }
             Source::Uri(uri) => {
-                let (parent, name) = uri.rsplit_once('/').unwrap_or((uri.as_str(), ""));
-                Ok(Location::parse(parent)?.get(name).await?)
+                // a COCO file_name is an object URI with its path percent-escaped
+                let invalid = || StoreError::InvalidUri { uri: uri.clone(), reason: "not an object URI" };
+                let (parent, key) = labeljob_store::uri::split_object_uri(uri).ok_or_else(invalid)?;
+                Ok(Location::parse(&parent)?.get(&key).await?)
             }
         }
     }
@@ -215,7 +217,11 @@ async fn render(
     marks: Vec<Mark>,
     tile: u32,
 ) -> Result<RgbImage, RgbImage> {
-    let name = basename(&file_name).to_string();
+    // captions show the file's name, not its URI escapes (`a b.jpg`, not `a%20b.jpg`)
+    let name = match file_name.contains("://") {
+        true => labeljob_store::uri::unescape_path(basename(&file_name)),
+        false => basename(&file_name).to_string(),
+    };
     let fail = |name: &str, reason: String| {
         tracing::warn!(image = %file_name, %reason, "preview: cannot show image");
         tile::render_failure(tile, name, &reason)

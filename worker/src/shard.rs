@@ -1,7 +1,8 @@
 //! One shard: the contiguous manifest range `index` of `shards`. Each image is downloaded,
 //! decoded and resized on the blocking pool (bounded by the cores), sent to the detector, and
 //! its boxes mapped back to original pixels; downloads, decodes and inference overlap up to
-//! `workers.concurrency` images. A bad image becomes an error entry, never a failed shard. The
+//! `workers.concurrency` images. A bad image becomes an error entry, never a failed shard (an
+//! entry the listing marked as no image fails at stage `list` without a download). The
 //! result is written atomically to `shards/shard-NNNNN.json`; an existing result for the same
 //! manifest and settings is kept (runs are resumable). Progress goes to
 //! `progress/shard-NNNNN.json` every two seconds.
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use labeljob_api::v1alpha1::{DedupMode, OverwritePolicy};
-use labeljob_store::manifest::{Manifest, ManifestEntry, shard_range};
+use labeljob_store::manifest::{ListingProblem, Manifest, ManifestEntry, shard_range};
 use labeljob_store::progress::ShardProgress;
 use labeljob_store::{StoreError, layout};
 use tokio::sync::Semaphore;
@@ -56,7 +57,7 @@ pub enum ShardError {
         /// The existing object.
         uri: String,
     },
-    /// The index is out of range.
+    /// The index is out of range (of `workers.shards`).
     #[error("shard index {index} is out of range: the job has {shards} shards")]
     Index {
         /// Asked for.
@@ -82,6 +83,12 @@ pub enum ShardOutcome {
     Skipped {
         /// Images in the shard.
         images: u64,
+    },
+    /// The job has fewer images than `workers.shards`, and this shard none of them: nothing
+    /// is written (see [`crate::job::effective_shards`]).
+    Empty {
+        /// Shards the job runs.
+        shards: u32,
     },
     /// The shard ran.
     Done {
@@ -128,8 +135,11 @@ impl ShardRunner {
         counters: Arc<Counters>,
     ) -> Result<ShardOutcome, ShardError> {
         let shards = self.ctx.shards();
+        if index >= shards && index < self.ctx.requested_shards() {
+            return Ok(ShardOutcome::Empty { shards });
+        }
         if index >= shards {
-            return Err(ShardError::Index { index, shards });
+            return Err(ShardError::Index { index, shards: self.ctx.requested_shards() });
         }
         let range = shard_range(manifest.entries.len() as u64, shards, index);
         let key = layout::shard_key(index);
@@ -165,7 +175,10 @@ impl ShardRunner {
         // Download and decode in manifest order (so the first copy of a duplicate is always the
         // lowest id, whatever finishes first), then infer the unique images out of order.
         let mut results = futures::stream::iter(entries.iter().cloned())
-            .map(|e| self.prepare(e))
+            .map(|e| {
+                let problem = manifest.problem(e.id).cloned();
+                self.prepare(e, problem)
+            })
             .buffered(concurrency)
             .map(|prepared| {
                 let copies = match &prepared {
@@ -224,8 +237,13 @@ impl ShardRunner {
         Ok(ShardOutcome::Done { labelled: file.images.len() as u64, failed: file.errors.len() as u64 })
     }
 
-    /// Download, hash (per `input.dedup`), decode and resize one image.
-    async fn prepare(&self, entry: ManifestEntry) -> Result<Prepared, (Failure, Timings)> {
+    /// Download, hash (per `input.dedup`), decode and resize one image. An entry the listing
+    /// found to be no image (`problem`) fails at once, at stage `list`.
+    async fn prepare(
+        &self,
+        entry: ManifestEntry,
+        problem: Option<ListingProblem>,
+    ) -> Result<Prepared, (Failure, Timings)> {
         let mut t = Timings::default();
         let fail = |stage: &str, kind: &str, reason: String| {
             Failure::Image(ImageError {
@@ -236,11 +254,21 @@ impl ShardRunner {
                 reason,
             })
         };
+        if let Some(p) = problem {
+            return Err((fail("list", &p.kind, p.reason), t));
+        }
         let t0 = Instant::now();
-        let bytes = match self.ctx.input.fetch(&entry).await {
+        let max_bytes = u64::try_from(self.limits.max_bytes).unwrap_or(u64::MAX);
+        let bytes = match self.ctx.input.fetch_capped(&entry, max_bytes).await {
             Ok(b) => b,
             Err(e) => {
-                let kind = if e.is_not_found() { "not-found" } else { "download" };
+                let kind = match &e {
+                    e if e.is_not_found() => "not-found",
+                    StoreError::TooLarge { .. } => "too-large",
+                    StoreError::Deadline { .. } => "timeout",
+                    StoreError::Http { source, .. } if source.is_timeout() => "timeout",
+                    _ => "download",
+                };
                 return Err((fail("download", kind, labeljob_api::error_chain(&e)), t));
             }
         };
@@ -312,6 +340,17 @@ impl ShardRunner {
         let t2 = Instant::now();
         let raw = match self.detector.detect(pixels).await {
             Ok(d) => d,
+            Err(e) if e.is_per_image() => {
+                let reason = labeljob_api::error_chain(&e);
+                let err = ImageError {
+                    id: img.id,
+                    uri: img.uri,
+                    stage: "inference".into(),
+                    kind: "bad-answer".into(),
+                    reason,
+                };
+                return (Err(Failure::Image(err)), t);
+            }
             Err(e) => return (Err(Failure::Fatal(e)), t),
         };
         t.inference = t2.elapsed().as_secs_f64();

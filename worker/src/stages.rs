@@ -28,7 +28,8 @@ pub enum PlanError {
 /// Freeze the input listing. `Resume` and `Fail` reuse the manifest when it was made from the
 /// same input spec, and say loudly when the input now lists differently (the frozen listing is
 /// kept, so finished shards stay valid); a changed input spec re-plans (`Fail` refuses).
-/// `Replace` always lists the input again.
+/// `Replace` always lists the input again. From here on `ctx.shards()` is the number of
+/// shards the job runs (at most one per image).
 pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
     let policy = ctx.overwrite();
     let mut replan = policy == OverwritePolicy::Replace;
@@ -53,6 +54,7 @@ pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
         }
         None => labeljob_store::plan::plan(&ctx.input, &ctx.output).await?,
     };
+    ctx.set_planned_images(manifest.len());
     let info = PlanInfo {
         manifest_digest: manifest.digest.clone(),
         total: manifest.entries.len() as u64,
@@ -66,7 +68,7 @@ pub async fn plan(ctx: &JobContext) -> Result<(Manifest, PlanInfo), PlanError> {
 
 /// Compare the frozen manifest with what the input lists now; warn when they differ.
 async fn warn_on_drift(ctx: &JobContext, frozen: &Manifest) -> Result<(), PlanError> {
-    let now = Manifest::new(ctx.input.list().await?);
+    let now = ctx.input.list_manifest().await?;
     if now.digest == frozen.digest {
         return Ok(());
     }

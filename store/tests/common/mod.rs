@@ -164,6 +164,7 @@ pub async fn plan_input_and_progress(images_uri: &str, options: &StoreOptions, o
         max_images: None,
         allow_private_networks: false,
         dedup: Default::default(),
+        timeouts: Default::default(),
     };
     let input = InputSource::with_options(&spec, options).expect("input");
     let manifest = plan(&input, output).await.expect("plan");

@@ -1,6 +1,11 @@
 //! Output decoders: turn a detection model's raw output tensors into boxes in model-input
 //! pixels (`x1, y1, x2, y2`), with scores and class indices, then filter them (score threshold,
 //! class filter, NMS where the model has none inside, max detections). Pure functions.
+//!
+//! Nothing in the values is trusted: a tensor of the wrong shape fails the batch
+//! ([`DecodeError`]); an image whose values are malformed — a count that is negative, not a
+//! number or beyond the tensor, a negative or NaN class, a box or score that is not finite —
+//! fails alone ([`BadOutput`]): it is an error for that image, never detections.
 
 use labeljob_api::v1alpha1::ModelFormat;
 use ndarray::{ArrayD, Axis, Ix2, Ix3};
@@ -81,6 +86,23 @@ pub enum DecodeError {
     },
 }
 
+/// The model's output for one image holds values that are not detections.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("the model's output for this image is malformed: {field}: {reason}")]
+pub struct BadOutput {
+    /// Where, e.g. `counts[0]` or `classes[0][3]`.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn bad(field: String, reason: String) -> BadOutput {
+    BadOutput { field, reason }
+}
+
+/// The detections of one image, or why its output is malformed.
+pub type ImageDetections = Result<Vec<RawDetection>, BadOutput>;
+
 /// Decode one batch of outputs (in the session's output order) into per-image detections.
 /// `width`/`height` is the model input size.
 pub fn decode(
@@ -89,13 +111,13 @@ pub fn decode(
     width: u32,
     height: u32,
     filter: &Filter,
-) -> Result<Vec<Vec<RawDetection>>, DecodeError> {
+) -> Result<Vec<ImageDetections>, DecodeError> {
     let per_image = match format {
         ModelFormat::SsdTflite => decode_ssd(outputs, width as f32, height as f32)?,
         ModelFormat::Yolov8 => decode_yolov8(outputs, filter)?,
         ModelFormat::DetectionsXyxy => decode_xyxy(outputs)?,
     };
-    Ok(per_image.into_iter().map(|dets| apply_filter(dets, filter)).collect())
+    Ok(per_image.into_iter().map(|dets| dets.map(|d| apply_filter(d, filter))).collect())
 }
 
 fn shape_err(format: ModelFormat, index: usize, a: &ArrayD<f32>, expected: &'static str) -> DecodeError {
@@ -104,7 +126,7 @@ fn shape_err(format: ModelFormat, index: usize, a: &ArrayD<f32>, expected: &'sta
 
 /// TFLite detection postprocess: boxes [N,K,4] (ymin,xmin,ymax,xmax in 0–1, unclamped),
 /// classes [N,K], scores [N,K], count [N].
-fn decode_ssd(outputs: &[ArrayD<f32>], w: f32, h: f32) -> Result<Vec<Vec<RawDetection>>, DecodeError> {
+fn decode_ssd(outputs: &[ArrayD<f32>], w: f32, h: f32) -> Result<Vec<ImageDetections>, DecodeError> {
     let f = ModelFormat::SsdTflite;
     if outputs.len() != 4 {
         return Err(DecodeError::OutputCount { format: f, expected: 4, found: outputs.len() });
@@ -132,31 +154,35 @@ fn decode_ssd(outputs: &[ArrayD<f32>], w: f32, h: f32) -> Result<Vec<Vec<RawDete
         return Err(shape_err(f, 3, count, "[N]"));
     }
     let counts: Vec<f32> = count.iter().copied().collect();
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let valid = (counts[i].max(0.0) as usize).min(k);
+    let one = |i: usize| -> ImageDetections {
+        let count = counts[i];
+        if !(count.is_finite() && count >= 0.0 && count.fract() == 0.0 && count <= k as f32) {
+            return Err(bad(format!("counts[{i}]"), format!("{count} is not a count within K = {k}")));
+        }
+        let valid = count as usize;
+        let b = boxes.index_axis(Axis(0), i);
         let mut dets = Vec::with_capacity(valid);
         for j in 0..valid {
-            let b = boxes.index_axis(Axis(0), i);
-            let c = |v: f32| v.clamp(0.0, 1.0);
-            let (y1, x1, y2, x2) = (c(b[[j, 0]]), c(b[[j, 1]]), c(b[[j, 2]]), c(b[[j, 3]]));
             let class = classes[[i, j]];
-            if class.is_nan() || class < 0.0 || !class.is_finite() {
-                continue;
+            if !(class.is_finite() && class >= 0.0) {
+                return Err(bad(format!("classes[{i}][{j}]"), format!("{class} is not a class index")));
             }
-            dets.push(RawDetection {
-                bbox: [x1 * w, y1 * h, x2 * w, y2 * h],
-                score: scores[[i, j]],
-                class: class as u32,
-            });
+            let score = scores[[i, j]];
+            let raw = [b[[j, 0]], b[[j, 1]], b[[j, 2]], b[[j, 3]]];
+            if !score.is_finite() || raw.iter().any(|v| !v.is_finite()) {
+                return Err(bad(format!("[{i}][{j}]"), "a score or box coordinate is not finite".into()));
+            }
+            let c = |v: f32| v.clamp(0.0, 1.0);
+            let [y1, x1, y2, x2] = raw.map(c);
+            dets.push(RawDetection { bbox: [x1 * w, y1 * h, x2 * w, y2 * h], score, class: class as u32 });
         }
-        out.push(dets);
-    }
-    Ok(out)
+        Ok(dets)
+    };
+    Ok((0..n).map(one).collect())
 }
 
 /// Ultralytics YOLOv8 export: [N, 4+C, A] with cx,cy,w,h in input pixels then C class scores.
-fn decode_yolov8(outputs: &[ArrayD<f32>], filter: &Filter) -> Result<Vec<Vec<RawDetection>>, DecodeError> {
+fn decode_yolov8(outputs: &[ArrayD<f32>], filter: &Filter) -> Result<Vec<ImageDetections>, DecodeError> {
     let f = ModelFormat::Yolov8;
     if outputs.len() != 1 {
         return Err(DecodeError::OutputCount { format: f, expected: 1, found: outputs.len() });
@@ -170,7 +196,7 @@ fn decode_yolov8(outputs: &[ArrayD<f32>], filter: &Filter) -> Result<Vec<Vec<Raw
     }
     let classes = pred.shape()[1] - 4;
     let mut out = Vec::with_capacity(pred.shape()[0]);
-    for img in pred.outer_iter() {
+    'images: for (i, img) in pred.outer_iter().enumerate() {
         let mut cands = Vec::new();
         for a in 0..img.shape()[1] {
             let col = img.index_axis(Axis(1), a);
@@ -186,19 +212,25 @@ fn decode_yolov8(outputs: &[ArrayD<f32>], filter: &Filter) -> Result<Vec<Vec<Raw
                 continue;
             }
             let (cx, cy, bw, bh) = (col[0], col[1], col[2], col[3]);
+            if !(best.is_finite() && cx.is_finite() && cy.is_finite() && bw.is_finite() && bh.is_finite()) {
+                let reason = "a score or box coordinate is not finite".to_string();
+                out.push(Err(bad(format!("[{i}][anchor {a}]"), reason)));
+                continue 'images;
+            }
             cands.push(RawDetection {
                 bbox: [cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0],
                 score: best,
                 class: best_c as u32,
             });
         }
-        out.push(nms(cands, filter.iou_threshold));
+        out.push(Ok(nms(cands, filter.iou_threshold)));
     }
     Ok(out)
 }
 
-/// Post-NMS detections [N, K, 6]: x1, y1, x2, y2, score, class.
-fn decode_xyxy(outputs: &[ArrayD<f32>]) -> Result<Vec<Vec<RawDetection>>, DecodeError> {
+/// Post-NMS detections [N, K, 6]: x1, y1, x2, y2, score, class. Rows scoring 0 or less are
+/// padding (whatever their other values).
+fn decode_xyxy(outputs: &[ArrayD<f32>]) -> Result<Vec<ImageDetections>, DecodeError> {
     let f = ModelFormat::DetectionsXyxy;
     if outputs.is_empty() {
         return Err(DecodeError::OutputCount { format: f, expected: 1, found: 0 });
@@ -210,14 +242,26 @@ fn decode_xyxy(outputs: &[ArrayD<f32>]) -> Result<Vec<Vec<RawDetection>>, Decode
     if d.shape()[2] != 6 {
         return Err(shape_err(f, 0, &outputs[0], "[N,K,6]"));
     }
-    Ok(d.outer_iter()
-        .map(|img| {
-            img.outer_iter()
-                .filter(|r| r[4] > 0.0 && r[5] >= 0.0 && r.iter().all(|v| v.is_finite()))
-                .map(|r| RawDetection { bbox: [r[0], r[1], r[2], r[3]], score: r[4], class: r[5] as u32 })
-                .collect()
-        })
-        .collect())
+    let one = |(i, img): (usize, ndarray::ArrayView2<f32>)| -> ImageDetections {
+        let mut dets = Vec::new();
+        for (j, r) in img.outer_iter().enumerate() {
+            if r[4] <= 0.0 {
+                continue;
+            }
+            if !r.iter().all(|v| v.is_finite()) {
+                return Err(bad(
+                    format!("[{i}][{j}]"),
+                    "a score, class or box coordinate is not finite".into(),
+                ));
+            }
+            if r[5] < 0.0 {
+                return Err(bad(format!("[{i}][{j}]"), format!("class {} is not a class index", r[5])));
+            }
+            dets.push(RawDetection { bbox: [r[0], r[1], r[2], r[3]], score: r[4], class: r[5] as u32 });
+        }
+        Ok(dets)
+    };
+    Ok(d.outer_iter().enumerate().map(one).collect())
 }
 
 /// Score thresholds (per class where set), class filter, best-first order, class-agnostic NMS
@@ -277,6 +321,67 @@ mod tests {
         ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape")
     }
 
+    fn images_ok(images: Vec<ImageDetections>) -> Vec<Vec<RawDetection>> {
+        images.into_iter().map(|i| i.expect("a well-formed image")).collect()
+    }
+
+    /// One SSD image of `k` rows with these counts, classes, scores and first box.
+    fn ssd(count: f32, classes: Vec<f32>, scores: Vec<f32>, first_box: [f32; 4]) -> Vec<ArrayD<f32>> {
+        let k = classes.len();
+        let mut boxes = vec![0.1; k * 4];
+        boxes[..4].copy_from_slice(&first_box);
+        vec![arr(&[1, k, 4], boxes), arr(&[1, k], classes), arr(&[1, k], scores), arr(&[1], vec![count])]
+    }
+
+    #[test]
+    fn malformed_values_fail_their_image_not_the_batch() {
+        let f = filter();
+        let one = |outputs: Vec<ArrayD<f32>>| {
+            let mut out = decode(ModelFormat::SsdTflite, &outputs, 10, 10, &f).expect("shapes are fine");
+            assert_eq!(out.len(), 1);
+            out.remove(0)
+        };
+        let good = one(ssd(1.0, vec![0.0, 0.0], vec![0.9, 0.0], [0.0, 0.0, 0.5, 0.5])).expect("good");
+        assert_eq!(good.len(), 1);
+        for (outputs, field, words) in [
+            (
+                ssd(3.0, vec![0.0, 0.0], vec![0.9, 0.9], [0.0; 4]),
+                "counts[0]",
+                "3 is not a count within K = 2",
+            ),
+            (ssd(-1.0, vec![0.0, 0.0], vec![0.9, 0.9], [0.0; 4]), "counts[0]", "-1 is not a count"),
+            (ssd(f32::NAN, vec![0.0, 0.0], vec![0.9, 0.9], [0.0; 4]), "counts[0]", "NaN is not a count"),
+            (ssd(1.0, vec![-1.0, 0.0], vec![0.9, 0.9], [0.0; 4]), "classes[0][0]", "-1 is not a class index"),
+            (ssd(1.0, vec![f32::NAN, 0.0], vec![0.9, 0.9], [0.0; 4]), "classes[0][0]", "NaN"),
+            (ssd(1.0, vec![0.0, 0.0], vec![0.9, 0.9], [f32::NAN, 0.0, 0.5, 0.5]), "[0][0]", "not finite"),
+            (ssd(1.0, vec![0.0, 0.0], vec![f32::INFINITY, 0.9], [0.0; 4]), "[0][0]", "not finite"),
+        ] {
+            let err = one(outputs).expect_err(field);
+            assert_eq!(err.field, field);
+            assert!(err.to_string().contains(words), "{err}");
+        }
+        // a batch of two: only the malformed image fails
+        let mut two = ssd(1.0, vec![0.0, 0.0], vec![0.9, 0.9], [0.0, 0.0, 0.5, 0.5]);
+        let b = two[0].clone().into_raw_vec_and_offset().0;
+        two[0] = arr(&[2, 2, 4], [b.clone(), b].concat());
+        two[1] = arr(&[2, 2], vec![0.0, 0.0, -5.0, 0.0]);
+        two[2] = arr(&[2, 2], vec![0.9; 4]);
+        two[3] = arr(&[2], vec![1.0, 1.0]);
+        let out = decode(ModelFormat::SsdTflite, &two, 10, 10, &f).expect("shapes");
+        assert!(out[0].is_ok() && out[1].is_err(), "{out:?}");
+        // post-NMS rows: padding (score 0, class -1) is skipped; a scored row with a bad class is not
+        let d = arr(
+            &[2, 2, 6],
+            vec![
+                0., 0., 5., 5., 0.9, 1., 0., 0., 0., 0., 0., -1., 0., 0., 5., 5., 0.9, -1., 0., 0., 0., 0.,
+                0., 0.,
+            ],
+        );
+        let out = decode(ModelFormat::DetectionsXyxy, &[d], 10, 10, &f).expect("shapes");
+        assert_eq!(out[0].as_ref().map(Vec::len), Ok(1));
+        assert!(out[1].as_ref().is_err_and(|e| e.reason.contains("class -1")), "{out:?}");
+    }
+
     #[test]
     fn ssd_boxes_are_clamped_scaled_and_thresholded() {
         let boxes = arr(&[1, 3, 4], vec![-0.1, 0.1, 0.5, 0.6, 0.2, 0.2, 1.2, 0.9, 0.0, 0.0, 0.1, 0.1]);
@@ -284,6 +389,7 @@ mod tests {
         let scores = arr(&[1, 3], vec![0.9, 0.5, 0.1]);
         let count = arr(&[1], vec![3.0]);
         let out = decode(ModelFormat::SsdTflite, &[boxes, classes, scores, count], 300, 200, &filter())
+            .map(images_ok)
             .expect("ok");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].len(), 2, "the 0.1 score is dropped");
@@ -304,6 +410,7 @@ mod tests {
             10,
             &filter(),
         )
+        .map(images_ok)
         .expect("ok");
         assert_eq!(out[0].len(), 1);
         let err =
@@ -328,7 +435,9 @@ mod tests {
                 set(&mut v, row, a, x);
             }
         }
-        let out = decode(ModelFormat::Yolov8, &[arr(&[1, 6, 3], v)], 640, 640, &filter()).expect("ok");
+        let out = decode(ModelFormat::Yolov8, &[arr(&[1, 6, 3], v)], 640, 640, &filter())
+            .map(images_ok)
+            .expect("ok");
         let got: Vec<(u32, f32)> = out[0].iter().map(|d| (d.class, d.score)).collect();
         assert_eq!(got, vec![(0, 0.9), (1, 0.7)], "the 0.8 duplicate is suppressed, other class kept");
         assert_eq!(out[0][0].bbox, [40.0, 40.0, 60.0, 60.0]);
@@ -341,7 +450,7 @@ mod tests {
             vec![0., 0., 10., 10., 0.9, 1., 0., 0., 5., 5., 0.8, 2., 1., 1., 4., 4., 0.7, 1.],
         );
         let f = Filter { classes: Some(vec![1]), max_detections: 1, ..filter() };
-        let out = decode(ModelFormat::DetectionsXyxy, &[d], 10, 10, &f).expect("ok");
+        let out = decode(ModelFormat::DetectionsXyxy, &[d], 10, 10, &f).map(images_ok).expect("ok");
         assert_eq!(out[0].len(), 1);
         assert_eq!(out[0][0].score, 0.9);
     }

@@ -59,6 +59,10 @@ pub enum InferError {
     /// The model failed on this batch.
     #[error("inference failed: {0}")]
     Model(#[source] Arc<SessionError>),
+    /// The model's output for this image is malformed (the other images of its batch are
+    /// answered).
+    #[error(transparent)]
+    BadOutput(#[from] super::decode::BadOutput),
     /// The engine has stopped.
     #[error("inference engine stopped")]
     Stopped,
@@ -280,8 +284,13 @@ fn run_thread(
             Ok(dets) => {
                 for (job, d) in batch.into_iter().zip(dets) {
                     metrics.queue_depth.dec();
-                    tracing::trace!(parent: &job.span, detections = d.len(), "inferred");
-                    let _ = job.reply.send(Ok(d));
+                    match &d {
+                        Ok(d) => tracing::trace!(parent: &job.span, detections = d.len(), "inferred"),
+                        Err(e) => {
+                            tracing::warn!(parent: &job.span, error = %e, "malformed model output for one image")
+                        }
+                    }
+                    let _ = job.reply.send(d.map_err(InferError::BadOutput));
                 }
             }
             Err(e) => {

@@ -12,7 +12,7 @@ use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::config::ModelConfig;
-use super::decode::{self, Filter, RawDetection};
+use super::decode::{self, Filter};
 use crate::imaging::{Tensor, to_tensor};
 
 /// Environment variable naming libonnxruntime.so (the same one `ort` reads).
@@ -160,12 +160,14 @@ impl ModelSession {
     }
 
     /// Run a batch of `width×height×3` RGB u8 images (already resized) and decode the
-    /// detections, in model-input pixels. Batches larger than the model takes are split.
+    /// detections, in model-input pixels. Batches larger than the model takes are split. An
+    /// image whose output values are malformed is an `Err` of its own
+    /// ([`decode::BadOutput`]); the others are decoded.
     pub fn detect(
         &mut self,
         images: &[&[u8]],
         filter: &Filter,
-    ) -> Result<Vec<Vec<RawDetection>>, SessionError> {
+    ) -> Result<Vec<decode::ImageDetections>, SessionError> {
         let mut all = Vec::with_capacity(images.len());
         let chunk = self.max_batch.max(1);
         for part in images.chunks(chunk) {
@@ -178,7 +180,7 @@ impl ModelSession {
         &mut self,
         images: &[&[u8]],
         filter: &Filter,
-    ) -> Result<Vec<Vec<RawDetection>>, SessionError> {
+    ) -> Result<Vec<decode::ImageDetections>, SessionError> {
         let c = &self.config;
         let tensor = to_tensor(images, c.width, c.height, c.layout, c.dtype, c.channel_order, c.normalize)
             .map_err(SessionError::Tensor)?;

@@ -125,6 +125,23 @@ async fn a_missing_image_becomes_a_grey_tile() {
 }
 
 #[tokio::test]
+async fn reads_images_through_escaped_file_uris() {
+    // file_name as labeljob writes it: the path percent-escaped (`#`, `?`, `%`, spaces)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sub = dir.path().join("my photos");
+    std::fs::create_dir(&sub).expect("mkdir");
+    std::fs::copy(photo("dog.jpg"), sub.join("a b#1?%.jpg")).expect("copy");
+    let loc = labeljob_store::Location::parse(&format!("file://{}", dir.path().display())).expect("loc");
+    let name = loc.child_uri("my photos/a b#1?%.jpg");
+    assert!(name.ends_with("/my%20photos/a%20b%231%3F%25.jpg"), "{name}");
+    let coco = write_coco(dir.path(), "annotations.json", &[name], reference_annotations());
+    let n = contact_sheet(&coco.display().to_string(), &dir.path().join("sheet.png"), 24, 320)
+        .await
+        .expect("contact sheet");
+    assert_eq!(n, 1, "the image was found through its escaped URI");
+}
+
+#[tokio::test]
 async fn reads_annotations_and_images_through_file_uris() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(photo("dog.jpg"), dir.path().join("dog.jpg")).expect("copy");

@@ -117,7 +117,9 @@ impl ApiError {
             Self::Infer(InferError::Overloaded(_)) => StatusCode::TOO_MANY_REQUESTS,
             Self::Infer(InferError::BadInput { .. }) => StatusCode::BAD_REQUEST,
             Self::Infer(InferError::Stopped) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Infer(InferError::Model(_)) | Self::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Infer(InferError::Model(_) | InferError::BadOutput(_)) | Self::Join(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }
