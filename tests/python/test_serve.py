@@ -182,7 +182,7 @@ def test_job_survives_a_killed_server(tmp_path, labeljob_bin, run_env):
     server = start_server(labeljob_bin, run_env, port)
     # The client's retries are logged at debug level: the test waits for one, not for a time.
     log = tmp_path / "run.log"
-    env = dict(run_env, RUST_LOG="info,labeljob_worker::oip_client=debug")
+    env = dict(run_env, RUST_LOG="info,labeljob_worker::oip::client=debug")
     with open(log, "w") as log_file:
         run = subprocess.Popen(
             [str(labeljob_bin), "run", str(job), "--no-progress", "--endpoint", f"http://127.0.0.1:{port}"],

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use labeljob_api::v1alpha1::{Device, InputDtype, InputSize, Layout, ModelFormat, ModelSpec};
 use labeljob_worker::model::session::{ModelSession, init_ort};
 use labeljob_worker::model::{EngineOptions, Filter, ModelConfig};
-use labeljob_worker::oip_client::{ClientOptions, OipClient};
+use labeljob_worker::oip::client::{ClientOptions, OipClient};
 use labeljob_worker::serve::{Server, ServerSettings};
 
 const NAME: &str = "ssd-mobilenet-v2-coco";

@@ -13,7 +13,7 @@ use labeljob_store::StoreError;
 use labeljob_worker::detector::Detector;
 use labeljob_worker::job::{JobContext, JobError};
 use labeljob_worker::model::config::ModelConfigError;
-use labeljob_worker::oip_client::{EndpointArgs, OipClient};
+use labeljob_worker::oip::client::{EndpointArgs, OipClient};
 use labeljob_worker::serve::ServeArgs;
 use labeljob_worker::shard::{Counters, ShardOutcome, ShardRunner};
 use labeljob_worker::stages::LocalEngineArgs;

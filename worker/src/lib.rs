@@ -1,7 +1,7 @@
 //! LabelJob data plane: the stages `labeljob run` chains in one process and the operator runs
 //! as pods — plan (freeze the input listing), shard (download, decode, resize, detect, write a
 //! shard file), merge (stream shards into one COCO dataset) — plus preview, the inference
-//! engine, the OIP v2 inference server (`serve`) and its client (`oip_client`).
+//! engine, the OIP v2 inference server (`serve`) and its client (`oip::client`).
 
 pub mod dedup;
 pub mod detector;
@@ -11,7 +11,7 @@ pub mod job;
 pub mod lock;
 pub mod merge;
 pub mod model;
-pub mod oip_client;
+pub mod oip;
 pub mod preview;
 pub mod run;
 pub mod serve;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use labeljob_api::v1alpha1::ResizeMode;
 use labeljob_worker::imaging::{DecodeLimits, Resizer, decode};
-use labeljob_worker::serve::protocol::{parse_images, parse_request, split_body};
+use labeljob_worker::oip::protocol::{parse_images, parse_request, split_body};
 use labeljob_worker::shardfile::{ShardFile, ShardFor};
 
 fn repo() -> PathBuf {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{NAME, SIDE, engine_options, http, model, ort_lib, photo, repo, settings, start, wait_ready};
 use labeljob_worker::model::{Engine, RawDetection};
-use labeljob_worker::oip_client::{ClientOptions, OipClient, OipError};
+use labeljob_worker::oip::client::{ClientOptions, OipClient, OipError};
 use labeljob_worker::serve::Server;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -96,7 +96,7 @@ async fn metadata_readiness_and_inference_equal_in_process() {
     let body = resp.bytes().await.expect("body");
     let v: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(v["id"], "j1");
-    let got = labeljob_worker::serve::tensors::parse_response(&body, None).expect("parse");
+    let got = labeljob_worker::oip::tensors::parse_response(&body, None).expect("parse");
     assert_eq!(got[0], expected[0]);
 
     // Mixed: binary boxes, JSON for the rest, through the versioned route.
@@ -106,7 +106,7 @@ async fn metadata_readiness_and_inference_equal_in_process() {
     let header =
         resp.headers().get("inference-header-content-length").and_then(|h| h.to_str().ok()).map(String::from);
     let body = resp.bytes().await.expect("body");
-    let got = labeljob_worker::serve::tensors::parse_response(&body, header.as_deref()).expect("parse");
+    let got = labeljob_worker::oip::tensors::parse_response(&body, header.as_deref()).expect("parse");
     assert_eq!(got[0], expected[1]);
 
     let metrics = c.get(server.url("/metrics")).send().await.expect("metrics").text().await.expect("text");

@@ -6,10 +6,10 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::protocol::ProtocolError;
 use crate::model::InferError;
 use crate::model::config::ModelConfigError;
 use crate::model::session::SessionError;
+use crate::oip::protocol::ProtocolError;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

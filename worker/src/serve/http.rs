@@ -26,9 +26,9 @@ use prometheus_client::registry::Registry;
 use super::conn::ConnMetrics;
 use super::error::ApiError;
 use super::limits::{self, Budget, Limits};
-use super::protocol::{self, HEADER_LENGTH, ProtocolError};
-use super::tensors;
 use crate::model::{Engine, ModelConfig};
+use crate::oip::protocol::{self, HEADER_LENGTH, ProtocolError};
+use crate::oip::tensors;
 
 /// Label of the request counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

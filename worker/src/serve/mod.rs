@@ -8,10 +8,7 @@
 pub mod conn;
 pub mod error;
 pub mod http;
-pub mod json_data;
 pub mod limits;
-pub mod protocol;
-pub mod tensors;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! extension, for the one model shape LabelJob serves: input `images` UINT8 `[N, H, W, 3]`
 //! (already resized by the client) and outputs `boxes` FP32 `[N, K, 4]`, `classes` INT32
 //! `[N, K]`, `scores` FP32 `[N, K]`, `counts` INT32 `[N]`. Pure functions used by both the
-//! server (parse requests, encode responses) and `oip_client` (build requests, parse
+//! server (parse requests, encode responses) and `oip::client` (build requests, parse
 //! responses). Every error names the field at fault; the server answers them with 400.
 //! Sizes from the wire (shapes, byte counts) are checked against the model, the request limit
 //! and the bytes actually present, with checked arithmetic, before anything is allocated.

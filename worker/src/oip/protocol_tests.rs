@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::model::RawDetection;
-use crate::serve::tensors::{DetectionTensors, build_request, encode_response, parse_response};
+use crate::oip::tensors::{DetectionTensors, build_request, encode_response, parse_response};
 use serde_json::json;
 
 fn det(x: f32, score: f32, class: u32) -> RawDetection {

@@ -20,8 +20,8 @@ use tokio::sync::Semaphore;
 
 use crate::detector::{DetectError, Detector};
 use crate::model::RawDetection;
-use crate::serve::protocol::{self, HEADER_LENGTH, ModelMetadata, ProtocolError};
-use crate::serve::tensors;
+use crate::oip::protocol::{self, HEADER_LENGTH, ModelMetadata, ProtocolError};
+use crate::oip::tensors;
 
 /// Client settings.
 #[derive(Debug, Clone)]
