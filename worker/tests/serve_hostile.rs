@@ -137,9 +137,24 @@ async fn slow_bodies_time_out_and_the_budget_answers_429() {
     let c = http();
     wait_ready(&c, &server).await;
     let infer = server.url(&format!("/v2/models/{NAME}/infer"));
-    // A 1 MiB body that trickles in: it reserves the whole 2 MiB budget.
+    // A 1 MiB body that trickles in: it reserves the whole 2 MiB budget. Other tests of this
+    // binary hold many sockets, so wait until the server has accepted it (not for a time).
+    let metrics = server.url("/metrics");
+    let open = || async {
+        let text = c.get(&metrics).send().await.expect("metrics").text().await.expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("labeljob_server_open_connections "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = open().await;
     let started = Instant::now();
     let mut slow = send_raw(server.addr, format!("{}{{\"inp", infer_head(1 << 20)).as_bytes()).await;
+    let accepted = Instant::now() + Duration::from_secs(60);
+    while open().await <= before {
+        assert!(Instant::now() < accepted, "the slow connection was never accepted");
+        tokio::task::yield_now().await;
+    }
     let (body, n) = one_image();
     let deadline = Instant::now() + Duration::from_secs(6);
     let busy = loop {
