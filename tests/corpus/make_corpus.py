@@ -33,6 +33,7 @@ class ImageCase:
     expect: object
     note: str = ""
     counted: bool = True
+    size: tuple = None  # (width, height) the COCO image must have, after EXIF orientation
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -122,10 +123,10 @@ def image_cases(src: Path):
     small = img.resize((160, 120))
     cases = []
 
-    def put(name, data, expect, note="", counted=True):
+    def put(name, data, expect, note="", counted=True, size=None):
         with open(d + b"/" + name, "wb") as f:
             f.write(data)
-        cases.append(ImageCase(name, expect, note, counted))
+        cases.append(ImageCase(name, expect, note, counted, size))
 
     dec = lambda kind, *words: ("decode", kind, list(words))
     # --- broken bytes -------------------------------------------------------------------------
@@ -174,13 +175,14 @@ def image_cases(src: Path):
     put(b"progressive.jpg", jpeg_bytes(small, progressive=True), LABELLED)
     plain = jpeg_bytes(small)
     for o in range(1, 9):
-        put(f"exif-orient-{o}.jpg".encode(), insert_app1(plain, exif_with_orientation(o)), LABELLED)
+        put(f"exif-orient-{o}.jpg".encode(), insert_app1(plain, exif_with_orientation(o)), LABELLED,
+            size=(160, 120) if o <= 4 else (120, 160))  # 5-8 swap the axes
     e1, e2 = exif_absurd()
-    put(b"exif-absurd-ifd.jpg", insert_app1(plain, e1), LABELLED)
+    put(b"exif-absurd-ifd.jpg", insert_app1(plain, e1), LABELLED, size=(160, 120))
     put(b"exif-absurd-count.jpg", insert_app1(plain, e2), LABELLED)
-    put(b"one-pixel.png", png_bytes(Image.new("RGB", (1, 1), (200, 10, 10))), LABELLED)
+    put(b"one-pixel.png", png_bytes(Image.new("RGB", (1, 1), (200, 10, 10))), LABELLED, size=(1, 1))
     put(b"wide-30000x1.png", png_bytes(Image.new("RGB", (30000, 1), (10, 200, 10))), dec("too-large", "30000×1 px exceeds the width limit of 20000 px"))
-    put(b"wide-20000x1.png", png_bytes(Image.new("RGB", (20000, 1), (10, 200, 10))), LABELLED, "at the width limit")
+    put(b"wide-20000x1.png", png_bytes(Image.new("RGB", (20000, 1), (10, 200, 10))), LABELLED, "at the width limit", size=(20000, 1))
     put(b"tall-1x30000.jpg", jpeg_bytes(Image.new("RGB", (1, 30000), (10, 10, 200))), dec("too-large", "1×30000 px exceeds the height limit of 20000 px"))
     pp = png_bytes(small)
     put(b"trunc-idat.png", pp[:len(pp) // 2], dec("corrupt", "png"))
@@ -305,6 +307,7 @@ class OipCase:
     status: int
     words: list
     known_issue: str = ""
+    json_error: bool = True  # False: refused by the HTTP layer itself, before any handler (empty body)
 
 
 MODEL_NAME = "ssd-mobilenet-v2-coco"
@@ -364,6 +367,17 @@ def oip_cases(max_body=33554432):
         OipCase("content-length-over-limit", http(INFER, b"", length=max_body + 1), 413, ["larger than the limit of 33554432 bytes"]),
         OipCase("content-length-2GB", http(INFER, b"{}", length=2 << 30), 413, ["larger than the limit of 33554432 bytes"]),
         OipCase("chunked-over-limit", http(INFER, chunks, length=False, extra=b"Transfer-Encoding: chunked\r\n"), 413, ["limit"]),
+        OipCase("content-length-not-a-number", http(INFER, good, length=False, extra=b"Content-Length: 99999999999999999999999\r\n"), 400, [],
+                json_error=False),
+        OipCase("header-length-not-a-number", http(INFER, binary_json, ctype="application/octet-stream",
+                                                   extra=b"Inference-Header-Content-Length: lots\r\n"), 400, ["Inference-Header-Content-Length"]),
+        OipCase("binary-size-negative", http(INFER, json.dumps({"inputs": [{"name": "images", "shape": [1, 300, 300, 3], "datatype": "UINT8",
+                "parameters": {"binary_data_size": -5}}]}).encode(), ctype="application/octet-stream",
+                extra=b"Inference-Header-Content-Length: 500\r\n"), 400, []),
+        OipCase("shape-as-string", http(INFER, infer_json("1,300,300,3", [0])), 400, ["invalid type", "expected a sequence"]),
+        OipCase("duplicate-input", http(INFER, json.dumps({"inputs": json.loads(good)["inputs"] * 2}).encode()), 400, ["images"]),
+        OipCase("data-nested-wrong", http(INFER, infer_json([1, 300, 300, 3], [[{"a": 1}]])), 400, ["data"]),
+        OipCase("empty-body", http(INFER, b""), 400, []),
         OipCase("unknown-model", http("/v2/models/yolo/infer", good), 404, ["yolo"]),
         OipCase("unknown-model-metadata", http("/v2/models/yolo", method="GET", ctype=None), 404, ["yolo"]),
         OipCase("unknown-version", http(f"/v2/models/{MODEL_NAME}/versions/99/infer", good), 404, ["99"]),

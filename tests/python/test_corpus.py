@@ -150,6 +150,8 @@ def check_images(tmp, labeljob_bin, env, group):
             expected_labelled += 1
             if len(imgs) != 1 or errs:
                 problems.append(f"expected labelled once, got {len(imgs)} COCO images and errors {errs}")
+            elif c.size and (imgs[0]["width"], imgs[0]["height"]) != tuple(c.size):
+                problems.append(f"COCO size {imgs[0]['width']}x{imgs[0]['height']}, expected {c.size[0]}x{c.size[1]}")
         else:
             expected_failed += 1
             stage, kind, words = c.expect
@@ -290,7 +292,7 @@ def check_oip(labeljob_bin, env, group):
                 status, body, first = None, "", None
             if status is not None and status != c.status:
                 problems.append(f"status {status}, expected {c.status}: {body[:300]!r}")
-            if status is not None and c.status != 405:
+            if status is not None and c.status != 405 and c.json_error:
                 try:
                     msg = json.loads(body)["error"]
                 except (ValueError, KeyError, TypeError):
