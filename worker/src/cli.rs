@@ -121,7 +121,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<BudgetExceeded>().is_some() {
         return EXIT_BUDGET;
     }
-    if let Some(run::RunError::EmptyInput { .. }) = e.downcast_ref::<run::RunError>() {
+    if let Some(run::RunError::EmptyInput { .. } | run::RunError::MissingInput { .. }) =
+        e.downcast_ref::<run::RunError>()
+    {
         return EXIT_INVALID;
     }
     match e.downcast_ref::<JobError>() {

@@ -31,6 +31,12 @@ pub enum RunError {
         /// `spec.input.uri`.
         uri: String,
     },
+    /// A `file://` input directory that does not exist: refused before anything is written.
+    #[error("the input {uri} does not exist: nothing to label")]
+    MissingInput {
+        /// `spec.input.uri`.
+        uri: String,
+    },
     /// A shard failed.
     #[error(transparent)]
     Shard(#[from] ShardError),
@@ -69,6 +75,13 @@ pub async fn run_job(
     decoders: usize,
     show_progress: bool,
 ) -> Result<RunSummary, RunError> {
+    // A local input that is not there is the job file's mistake: refused before the output
+    // (and its lock) is created.
+    if let Some(dir) = ctx.input.location().and_then(|l| l.local_dir())
+        && !dir.exists()
+    {
+        return Err(RunError::MissingInput { uri: ctx.input.uri().to_string() });
+    }
     let lock = RunLock::acquire(&ctx.output).await?;
     let result = run_locked(ctx, detector, decoders, show_progress).await;
     lock.release().await;
