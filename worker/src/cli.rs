@@ -1,7 +1,7 @@
 //! Subcommands of `labeljob`: `run` (the whole job here), the per-pod stages `plan`, `shard`
-//! and `merge`, `serve` (the inference server) and `preview`. Exit codes: 0 success, 1
-//! failure, 2 invalid job file or arguments (or, for `run`, an input with no images), 3 error
-//! budget exceeded.
+//! and `merge`, `serve` (the inference server) and `preview`. Exit codes: those of
+//! [`labeljob_store::exit`] (0 success, 1 failure, 2 invalid job file or arguments — or, for
+//! `run`, an input with no images —, 3 error budget exceeded).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use labeljob_store::StoreError;
+use labeljob_store::{StoreError, exit};
 use labeljob_worker::detector::Detector;
 use labeljob_worker::job::{JobContext, JobError};
 use labeljob_worker::model::config::ModelConfigError;
@@ -104,11 +104,6 @@ pub enum Command {
     },
 }
 
-/// Exit code for budget exceeded.
-pub const EXIT_BUDGET: u8 = 3;
-/// Exit code for an invalid job file.
-pub const EXIT_INVALID: u8 = 2;
-
 #[derive(Debug, thiserror::Error)]
 #[error("error budget exceeded: {failed} of {total} images failed")]
 struct BudgetExceeded {
@@ -119,10 +114,10 @@ struct BudgetExceeded {
 /// The exit code for an error.
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<BudgetExceeded>().is_some() {
-        return EXIT_BUDGET;
+        return exit::ERROR_BUDGET;
     }
     if let Some(run::RunError::EmptyInput { .. }) = e.downcast_ref::<run::RunError>() {
-        return EXIT_INVALID;
+        return exit::INVALID_JOB;
     }
     match e.downcast_ref::<JobError>() {
         Some(
@@ -140,8 +135,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
                 | StoreError::InvalidKey { .. }
                 | StoreError::Glob { .. },
             ),
-        ) => EXIT_INVALID,
-        _ => 1,
+        ) => exit::INVALID_JOB,
+        _ => exit::FAILURE,
     }
 }
 

@@ -91,9 +91,9 @@ fn failure(
     now: Timestamp,
 ) -> Option<Failure> {
     if let Some(f) = failed(&obs.merge_job) {
-        // The merge exits 3 when the error budget is exceeded; the podFailurePolicy fails the
-        // Job at once and names the exit code in the condition message.
-        let budget = f.message.contains("exit code 3");
+        // The merge exits ERROR_BUDGET when the error budget is exceeded; the podFailurePolicy
+        // fails the Job at once and names the exit code in the condition message.
+        let budget = f.exited(labeljob_store::exit::ERROR_BUDGET);
         return Some(Failure {
             reason: if budget { "ErrorBudgetExceeded" } else { "MergeFailed" },
             message: format!("merge Job failed ({}): {}", f.reason, f.message),

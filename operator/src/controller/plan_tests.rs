@@ -20,7 +20,7 @@ fn done() -> Option<JobState> {
 
 fn failed_job(reason: &str, message: &str) -> Option<JobState> {
     Some(JobState {
-        failed: Some(JobFailure { reason: reason.into(), message: message.into() }),
+        failed: Some(JobFailure::new(reason.into(), message.into())),
         ..JobState::default()
     })
 }
