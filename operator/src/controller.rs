@@ -19,6 +19,8 @@ mod tests_cost;
 #[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
+mod tests_scale;
+#[cfg(test)]
 mod tests_stores;
 
 use std::collections::{HashMap, HashSet};

@@ -11,6 +11,7 @@
 //! | 1    | failure (a store, the inference service, …): may pass on a retry | retried |
 //! | 2    | the job file or the arguments cannot work (or `run`: no input images) | never retried |
 //! | 3    | the error budget (`maxFailedImages`, `maxFailedFraction`) is exceeded | merge fails at once |
+//! | 143  | interrupted by SIGTERM (eviction, preemption): partial results committed | retried, resumes |
 
 /// Success.
 pub const SUCCESS: u8 = 0;
@@ -21,6 +22,10 @@ pub const FAILURE: u8 = 1;
 pub const INVALID_JOB: u8 = 2;
 /// The merge found more failed images than `maxFailedImages` / `maxFailedFraction` allow.
 pub const ERROR_BUDGET: u8 = 3;
+/// A shard stopped on SIGTERM (eviction, spot preemption, node drain) after committing what it
+/// had finished to its partial results; the retry resumes from there. 128 + SIGTERM, as a shell
+/// reports a process killed by the signal.
+pub const INTERRUPTED: u8 = 143;
 
 /// The codes with their meaning, for documentation and `--help` texts.
 pub const ALL: &[(u8, &str)] = &[
@@ -28,6 +33,7 @@ pub const ALL: &[(u8, &str)] = &[
     (FAILURE, "failure (may pass on a retry)"),
     (INVALID_JOB, "invalid job file or arguments: retrying cannot help"),
     (ERROR_BUDGET, "error budget exceeded"),
+    (INTERRUPTED, "interrupted by SIGTERM after committing partial results"),
 ];
 
 /// The code as a Kubernetes `podFailurePolicy` `onExitCodes` value (an `int32`).
@@ -69,6 +75,6 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), ALL.len());
-        assert_eq!(k8s(ERROR_BUDGET), 3);
+        assert_eq!(k8s(INTERRUPTED), 143);
     }
 }
