@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod gpu;
 pub mod observe;
 pub mod plan;
 pub mod status;
