@@ -295,7 +295,14 @@ impl Drop for FakeApiServer {
 impl FakeApiServer {
     /// Start the fake and return it with a `kube::Client` talking to it.
     pub fn start() -> (Self, Client) {
+        Self::start_counted(crate::metrics::RestMetrics::default())
+    }
+
+    /// [`FakeApiServer::start`], with the client's requests counted in `rest` (the layer the
+    /// operator's own client has).
+    pub fn start_counted(rest: crate::metrics::RestMetrics) -> (Self, Client) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<FakeBody>>();
+        let service = tower::Layer::layer(&crate::metrics::RestMetricsLayer::new(rest), service);
         let client = Client::new(service, "default");
         let state: Arc<Mutex<State>> = Arc::default();
         let st = state.clone();
