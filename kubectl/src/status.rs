@@ -1,0 +1,89 @@
+//! `kubectl labeljob status NAME`: the LabelJob's status as a person reads it — phase,
+//! progress, throughput and ETA, shard counts, GPU time and cost, the conditions — and a table
+//! of every shard's progress as the shards last wrote it to the output store
+//! (`progress/shard-NNNNN.json`, the files the operator reads). Rendering is pure.
+
+use std::fmt::Write as _;
+
+use labeljob_api::LabelJob;
+use labeljob_operator::progress::ShardProgress;
+
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// A shard's state from its progress file.
+fn state(p: &ShardProgress) -> &'static str {
+    if p.done { "done" } else { "running" }
+}
+
+/// The lines of `status NAME` for `lj`, with the shards' progress (or why it could not be read).
+pub fn render(lj: &LabelJob, progress: &Result<Vec<Option<ShardProgress>>, String>) -> String {
+    let mut out = String::new();
+    let s = lj.status.clone().unwrap_or_default();
+    let name = lj.metadata.name.as_deref().unwrap_or_default();
+    let ns = lj.metadata.namespace.as_deref().unwrap_or_default();
+    let phase = s.phase.map_or_else(|| "Pending".to_string(), |p| p.to_string());
+    let _ = writeln!(out, "LabelJob {ns}/{name}: {phase}");
+    let rate = s.images_per_second.map(|r| format!("{r:.1} img/s"));
+    let images = s.images.map(|i| format!("{}/{} images, {} failed", i.processed, i.total, i.failed));
+    let _ = writeln!(
+        out,
+        "  progress  {}   {}   ETA {}",
+        images.unwrap_or_else(|| "-".into()),
+        rate.unwrap_or_else(|| "- img/s".into()),
+        or_dash(s.eta.as_deref())
+    );
+    if let Some(i) = s.images.filter(|i| i.review.is_some() || i.duplicates.is_some()) {
+        let _ = writeln!(out, "  merged    review {}, duplicates {}", or_dash(i.review), or_dash(i.duplicates));
+    }
+    let shards = s.shards.map(|c| {
+        format!("{}/{} done, {} running, {} failed", c.succeeded, c.total, c.active, c.failed)
+    });
+    let _ = writeln!(out, "  shards    {}", shards.unwrap_or_else(|| format!("{} planned", lj.spec.workers.shards)));
+    let _ = writeln!(out, "  model     {}", or_dash(s.model.as_deref()));
+    let _ = writeln!(out, "  output    {}", s.output.as_deref().unwrap_or(&lj.spec.output.uri));
+    if let Some(g) = s.gpu_seconds {
+        let cost = s.estimated_cost.map(|c| format!(", estimated cost {c:.2}")).unwrap_or_default();
+        let _ = writeln!(out, "  gpu       {g:.0} GPU-seconds ({:.2} GPU-hours){cost}", g / 3600.0);
+    }
+    if !s.conditions.is_empty() {
+        let _ = writeln!(out, "CONDITIONS");
+        let width = s.conditions.iter().map(|c| c.type_.len()).max().unwrap_or(0);
+        let rwidth = s.conditions.iter().map(|c| c.reason.len()).max().unwrap_or(0);
+        for c in &s.conditions {
+            let _ = writeln!(
+                out,
+                "  {:width$}  {:5}  {:rwidth$}  {}",
+                c.type_,
+                c.status,
+                c.reason,
+                c.message,
+                width = width,
+                rwidth = rwidth
+            );
+        }
+    }
+    match progress {
+        Ok(shards) => {
+            let _ = writeln!(out, "SHARD  PROCESSED        FAILED  IMG/S   STATE");
+            for (i, p) in shards.iter().enumerate() {
+                let line = match p {
+                    Some(p) => format!(
+                        "{i:<5}  {:<15}  {:<6}  {:<6.1}  {}",
+                        format!("{}/{}", p.processed, p.total),
+                        p.failed,
+                        p.images_per_second(),
+                        state(p)
+                    ),
+                    None => format!("{i:<5}  {:<15}  {:<6}  {:<6}  not started", "-", "-", "-"),
+                };
+                let _ = writeln!(out, "{}", line.trim_end());
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "SHARDS: cannot read their progress from {}: {e}", lj.spec.output.uri);
+        }
+    }
+    out
+}
