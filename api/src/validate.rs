@@ -203,7 +203,9 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
         };
         bad(
             "inference.costPerGpuHour",
-            format!("{shown} must be a price of at least 0: a whole number or a decimal string such as \"2.48\""),
+            format!(
+                "{shown} must be a price of at least 0: a whole number or a decimal string such as \"2.48\""
+            ),
         );
     }
 

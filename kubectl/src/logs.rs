@@ -72,14 +72,20 @@ pub fn pick(mut pods: Vec<Pod>, shard: Option<u32>) -> Vec<Pod> {
         None => pods,
         Some(n) => {
             let index = n.to_string();
-            let of_shard = pods.into_iter().filter(|p| p.annotations().get(COMPLETION_INDEX) == Some(&index));
-            of_shard.last().into_iter().collect()
+            let mut of_shard =
+                pods.into_iter().filter(|p| p.annotations().get(COMPLETION_INDEX) == Some(&index));
+            of_shard.next_back().into_iter().collect()
         }
     }
 }
 
 /// The logs of LabelJob `name`'s pods in `namespace`, as `opts` asks.
-pub async fn logs(client: &Client, namespace: &str, name: &str, opts: &LogOptions) -> Result<String, LogsError> {
+pub async fn logs(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    opts: &LogOptions,
+) -> Result<String, LogsError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let component = opts.shard.map(|_| "shard");
     let listed = api

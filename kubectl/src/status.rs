@@ -35,12 +35,17 @@ pub fn render(lj: &LabelJob, progress: &Result<Vec<Option<ShardProgress>>, Strin
         or_dash(s.eta.as_deref())
     );
     if let Some(i) = s.images.filter(|i| i.review.is_some() || i.duplicates.is_some()) {
-        let _ = writeln!(out, "  merged    review {}, duplicates {}", or_dash(i.review), or_dash(i.duplicates));
+        let _ =
+            writeln!(out, "  merged    review {}, duplicates {}", or_dash(i.review), or_dash(i.duplicates));
     }
-    let shards = s.shards.map(|c| {
-        format!("{}/{} done, {} running, {} failed", c.succeeded, c.total, c.active, c.failed)
-    });
-    let _ = writeln!(out, "  shards    {}", shards.unwrap_or_else(|| format!("{} planned", lj.spec.workers.shards)));
+    let shards = s
+        .shards
+        .map(|c| format!("{}/{} done, {} running, {} failed", c.succeeded, c.total, c.active, c.failed));
+    let _ = writeln!(
+        out,
+        "  shards    {}",
+        shards.unwrap_or_else(|| format!("{} planned", lj.spec.workers.shards))
+    );
     let _ = writeln!(out, "  model     {}", or_dash(s.model.as_deref()));
     let _ = writeln!(out, "  output    {}", s.output.as_deref().unwrap_or(&lj.spec.output.uri));
     if let Some(g) = s.gpu_seconds {

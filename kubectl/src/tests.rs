@@ -20,19 +20,31 @@ fn parse(args: &[&str]) -> Result<Args, clap::Error> {
 fn arguments_parse_like_a_kubectl_plugin() {
     let a = parse(&["-n", "ns", "logs", "photos", "--shard", "3", "--tail", "20"]).expect("parses");
     assert_eq!(a.namespace.as_deref(), Some("ns"));
-    assert_eq!(a.command, Command::Logs { name: "photos".into(), shard: Some(3), tail: Some(20), previous: false });
-    let a = parse(&["status", "photos", "--namespace", "other", "--context", "kind-x"]).expect("global flags after");
+    assert_eq!(
+        a.command,
+        Command::Logs { name: "photos".into(), shard: Some(3), tail: Some(20), previous: false }
+    );
+    let a = parse(&["status", "photos", "--namespace", "other", "--context", "kind-x"])
+        .expect("global flags after");
     assert_eq!((a.namespace.as_deref(), a.context.as_deref()), (Some("other"), Some("kind-x")));
     assert_eq!(a.command, Command::Status { name: "photos".into() });
     let a = parse(&["preview", "photos"]).expect("defaults");
     assert_eq!(
         a.command,
-        Command::Preview { name: "photos".into(), out: PathBuf::from("preview.png"), max_images: 24, tile: 320 }
+        Command::Preview {
+            name: "photos".into(),
+            out: PathBuf::from("preview.png"),
+            max_images: 24,
+            tile: 320
+        }
     );
     assert!(parse(&["logs", "photos", "--shard", "x"]).is_err(), "a shard is a number");
     assert!(parse(&["frobnicate", "photos"]).is_err());
     let help = parse(&["--help"]).expect_err("help").to_string();
-    assert!(help.contains("kubectl labeljob") && help.contains("status") && help.contains("preview"), "{help}");
+    assert!(
+        help.contains("kubectl labeljob") && help.contains("status") && help.contains("preview"),
+        "{help}"
+    );
 }
 
 /// The minimal sample, in `NS`, writing to `out`, with this status.
@@ -57,7 +69,8 @@ async fn status_shows_each_shard_from_the_output_store() {
     std::fs::create_dir_all(out.path().join("progress")).expect("mkdir");
     for (i, processed, done) in [(0, 300, true), (2, 55, false)] {
         let p = json!({"index": i, "total": 300, "processed": processed, "failed": 1, "elapsedSeconds": 10.0, "done": done});
-        std::fs::write(out.path().join(format!("progress/shard-{i:05}.json")), p.to_string()).expect("progress");
+        std::fs::write(out.path().join(format!("progress/shard-{i:05}.json")), p.to_string())
+            .expect("progress");
     }
     let name = labeljob(
         &fake,

@@ -257,6 +257,9 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
-        assert!(!text.contains("labeljob_operator_reconciles_total"), "no duplicate of the controller-runtime count");
+        assert!(
+            !text.contains("labeljob_operator_reconciles_total"),
+            "no duplicate of the controller-runtime count"
+        );
     }
 }

@@ -202,7 +202,11 @@ trait ChildMeta {
 impl<K: kube::Resource> ChildMeta for K {
     fn owner_key(&self) -> Option<String> {
         let m = self.meta();
-        let owner = m.owner_references.iter().flatten().find(|o| o.controller == Some(true) && o.kind == "LabelJob")?;
+        let owner = m
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true) && o.kind == "LabelJob")?;
         Some(format!("{}/{}", m.namespace.as_deref().unwrap_or_default(), owner.name))
     }
 }

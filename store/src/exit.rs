@@ -58,7 +58,8 @@ mod tests {
 
     #[test]
     fn reads_the_code_from_the_condition_message() {
-        let msg = "Container merge for pod ns/a-merge-x failed with exit code 3 matching FailJob rule at index 0";
+        let msg =
+            "Container merge for pod ns/a-merge-x failed with exit code 3 matching FailJob rule at index 0";
         assert_eq!(from_pod_failure_message(msg), Some(ERROR_BUDGET));
         let msg = "Container plan for pod ns/p failed with exit code 2 matching FailJob rule at index 0";
         assert_eq!(from_pod_failure_message(msg), Some(INVALID_JOB));

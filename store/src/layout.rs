@@ -78,7 +78,8 @@ pub fn partial_key(index: u32, part: u32) -> String {
 
 /// The chunk number of a key `partial/shard-NNNNN/part-KKKKK.json` of shard `index`.
 pub fn parse_partial_key(index: u32, key: &str) -> Option<u32> {
-    let digits = key.strip_prefix(&partial_prefix(index))?.strip_prefix("part-")?.strip_suffix(SHARD_FILE_SUFFIX)?;
+    let digits =
+        key.strip_prefix(&partial_prefix(index))?.strip_prefix("part-")?.strip_suffix(SHARD_FILE_SUFFIX)?;
     if digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -134,7 +135,11 @@ mod tests {
         assert_eq!(parse_partial_key(3, &partial_key(3, 12)), Some(12));
         assert_eq!(parse_partial_key(3, &partial_key(3, 123_456)), Some(123_456));
         assert_eq!(parse_partial_key(4, &partial_key(3, 12)), None, "another shard's chunk");
-        for key in ["partial/shard-00003/part-1.json", "partial/shard-00003/part-00001.json.tmp", "partial/shard-00003/x"] {
+        for key in [
+            "partial/shard-00003/part-1.json",
+            "partial/shard-00003/part-00001.json.tmp",
+            "partial/shard-00003/x",
+        ] {
             assert_eq!(parse_partial_key(3, key), None, "{key}");
         }
     }

@@ -89,7 +89,12 @@ impl Partial {
             && self.index == want.index
             && self.shards == want.shards
             && self.range == [r.start, r.end]
-            && self.images.iter().map(|i| i.id).chain(self.errors.iter().map(|e| e.id)).all(|id| r.contains(&id))
+            && self
+                .images
+                .iter()
+                .map(|i| i.id)
+                .chain(self.errors.iter().map(|e| e.id))
+                .all(|id| r.contains(&id))
     }
 }
 
@@ -150,7 +155,8 @@ pub async fn load(output: &Location, want: &ShardFor<'_>, reuse: bool) -> Result
         found.errors.extend(chunk.errors.into_iter().filter(|e| seen.insert(e.id)));
     }
     // A copy is labelled from its first copy: keep it only when that one is kept too.
-    let labelled: HashSet<u64> = found.images.iter().filter(|i| i.duplicate_of.is_none()).map(|i| i.id).collect();
+    let labelled: HashSet<u64> =
+        found.images.iter().filter(|i| i.duplicate_of.is_none()).map(|i| i.id).collect();
     found.images.retain(|i| i.duplicate_of.is_none_or(|d| labelled.contains(&d.id)));
     found.images.sort_by_key(|i| i.id);
     found.errors.sort_by_key(|e| e.id);

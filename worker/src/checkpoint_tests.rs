@@ -116,7 +116,10 @@ async fn a_copy_is_reused_only_with_its_first_copy() {
     let copy = |id, of| ShardImage { duplicate_of: Some(DuplicateOf { id: of, distance: 0 }), ..image(id) };
     // 5 copies 2, which was still being labelled when the chunk was written; 7 copies 1.
     let images = [image(1), copy(5, 2), copy(7, 1)];
-    Checkpointer::new(CheckpointPolicy::default(), 0, 0, 0).commit(&out, &w, &images, &[]).await.expect("commit");
+    Checkpointer::new(CheckpointPolicy::default(), 0, 0, 0)
+        .commit(&out, &w, &images, &[])
+        .await
+        .expect("commit");
     let r = load(&out, &w, true).await.expect("load");
     assert_eq!(ids(&r), [1, 7], "5 is labelled again after 2");
 }

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use labeljob_store::{StoreError, exit};
+use labeljob_worker::checkpoint::CheckpointPolicy;
 use labeljob_worker::detector::Detector;
 use labeljob_worker::job::{JobContext, JobError};
 use labeljob_worker::model::config::ModelConfigError;
 use labeljob_worker::oip_client::{EndpointArgs, OipClient};
 use labeljob_worker::serve::ServeArgs;
-use labeljob_worker::checkpoint::CheckpointPolicy;
 use labeljob_worker::shard::{Counters, ShardError, ShardOutcome, ShardRunner};
 use labeljob_worker::stages::LocalEngineArgs;
 use labeljob_worker::{merge, preview, run, stages};
@@ -200,8 +200,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 every: std::time::Duration::from_secs(checkpoint_seconds),
                 images: checkpoint_images,
             };
-            let runner =
-                ShardRunner::new(ctx.clone(), detector, stages::cores()).with_checkpoints(policy, on_sigterm());
+            let runner = ShardRunner::new(ctx.clone(), detector, stages::cores())
+                .with_checkpoints(policy, on_sigterm());
             match runner.run(&manifest, index, Arc::new(Counters::default())).await? {
                 ShardOutcome::Skipped { images } => println!("shard {index}: already done ({images} images)"),
                 ShardOutcome::Done { labelled, failed, resumed } => {

@@ -62,7 +62,8 @@ impl ShardFile {
         if !header {
             return false;
         }
-        let mut ids: Vec<u64> = self.images.iter().map(|i| i.id).chain(self.errors.iter().map(|e| e.id)).collect();
+        let mut ids: Vec<u64> =
+            self.images.iter().map(|i| i.id).chain(self.errors.iter().map(|e| e.id)).collect();
         ids.sort_unstable();
         // `len` ids, sorted, all in the range and each one more than the last: the whole range.
         ids.iter().zip(r.start..r.end).all(|(id, want)| *id == want)

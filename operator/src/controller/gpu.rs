@@ -114,9 +114,10 @@ pub fn held(v: &ValidatedJob, deployment: Option<DeploymentState>) -> u32 {
 /// Whether this pass must bring the figures up to date (the rest of the status changes, or
 /// the job just ended, are the caller's other reasons).
 pub fn due(prev: &LabelJobStatus, advanced: &GpuTime, now: Timestamp) -> bool {
-    let stale = prev.gpu_time.as_ref().is_none_or(|t| {
-        Duration::try_from(now.duration_since(t.0)).unwrap_or(Duration::ZERO) >= REFRESH
-    });
+    let stale = prev
+        .gpu_time
+        .as_ref()
+        .is_none_or(|t| Duration::try_from(now.duration_since(t.0)).unwrap_or(Duration::ZERO) >= REFRESH);
     advanced.seconds.is_some() && (advanced.gpus != prev.gpus || (stale && prev.gpus.unwrap_or(0) > 0))
 }
 

@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::observe::Observed;
 use super::plan::Plan;
-use super::{gpu, throughput};
 use super::validate::{ValidateError, ValidatedJob};
+use super::{gpu, throughput};
 use crate::FIELD_MANAGER;
 use crate::error::{Error, Result};
 
@@ -94,7 +94,11 @@ pub fn compute(
         }
         (Some(j), Some(_)) if j.suspended && v.kueue() => {
             let queue = v.kueue_labels.get(super::validate::KUEUE_QUEUE_LABEL).cloned().unwrap_or_default();
-            (false, "AwaitingAdmission", format!("the shards Job waits for Kueue to admit it (queue {queue})"))
+            (
+                false,
+                "AwaitingAdmission",
+                format!("the shards Job waits for Kueue to admit it (queue {queue})"),
+            )
         }
         (Some(_), Some(s)) => {
             (false, "InProgress", format!("{}/{total} shards done, {} running", s.succeeded, s.active))

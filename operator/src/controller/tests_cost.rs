@@ -181,7 +181,10 @@ async fn a_two_image_job_costs_few_passes_and_requests() {
             .sum()
     };
     assert_eq!(sum("rest_client_requests_total{") as usize, total(&later), "{text}");
-    assert_eq!(metrics.rest.get("patch", "200"), later.iter().filter(|(k, _)| k.starts_with("PATCH ")).map(|(_, n)| *n as u64).sum::<u64>());
+    assert_eq!(
+        metrics.rest.get("patch", "200"),
+        later.iter().filter(|(k, _)| k.starts_with("PATCH ")).map(|(_, n)| *n as u64).sum::<u64>()
+    );
     assert_eq!(sum("controller_runtime_reconcile_total{") as u64, ctx.passes(), "{text}");
     assert_eq!(sum("controller_runtime_reconcile_errors_total{"), 0.0);
     assert!(text.contains("workqueue_depth{name=\"labeljob\"} 0"), "nothing waits: {text}");

@@ -25,9 +25,9 @@ fn ignores_disruptions(job: &Job) -> bool {
         && rules.iter().any(|r| {
             r.action == "Ignore"
                 && r.on_exit_codes.is_none()
-                && r.on_pod_conditions.as_ref().is_some_and(|c| {
-                    c.iter().any(|c| c.type_ == "DisruptionTarget" && c.status == "True")
-                })
+                && r.on_pod_conditions
+                    .as_ref()
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "DisruptionTarget" && c.status == "True"))
         })
 }
 
@@ -168,7 +168,11 @@ async fn gpu_seconds_and_cost_follow_the_available_inference_pods() {
     let h = Harness::new(sample("labeljob-kueue.yaml"));
     h.start().await;
     let s = h.status();
-    assert_eq!((s.gpu_seconds, s.gpus, s.estimated_cost), (Some(0.0), Some(0), Some(0.0)), "nothing ready yet");
+    assert_eq!(
+        (s.gpu_seconds, s.gpus, s.estimated_cost),
+        (Some(0.0), Some(0), Some(0.0)),
+        "nothing ready yet"
+    );
     kueue_sets_suspend(&h, "plan", false);
     h.complete("plan");
     h.inference_available(2);

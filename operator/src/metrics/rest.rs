@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(verb("GET", &format!("{ns}/a-plan"), None), "get");
         assert_eq!(verb("GET", ns, Some("labelSelector=x")), "list");
         assert_eq!(verb("GET", ns, Some("watch=true&resourceVersion=3")), "watch");
-        assert_eq!(verb("PATCH", "/apis/labeljob.dev/v1alpha1/namespaces/ns/labeljobs/a/status", None), "patch");
+        assert_eq!(
+            verb("PATCH", "/apis/labeljob.dev/v1alpha1/namespaces/ns/labeljobs/a/status", None),
+            "patch"
+        );
         assert_eq!(verb("POST", "/apis/events.k8s.io/v1/namespaces/ns/events", None), "create");
         assert_eq!(verb("DELETE", "/api/v1/namespaces/ns/services/a-inference", None), "delete");
         assert_eq!(verb("DELETE", "/api/v1/namespaces/ns/pods", None), "deletecollection");

@@ -15,7 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use labeljob_api::v1alpha1::Device;
 
-use super::{Child, INFERENCE_PORT, OperatorConfig, container, credentials_env, labels_with_kueue, meta, pod_spec};
+use super::{
+    Child, INFERENCE_PORT, OperatorConfig, container, credentials_env, labels_with_kueue, meta, pod_spec,
+};
 use crate::JOB_LABEL;
 use crate::controller::validate::ValidatedJob;
 
