@@ -92,3 +92,40 @@ pub fn render(lj: &LabelJob, progress: &Result<Vec<Option<ShardProgress>>, Strin
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labeljob_api::v1alpha1::ImageCounts;
+    use labeljob_api::{LabelJobStatus, Phase};
+
+    #[test]
+    fn a_finished_job_shows_its_merge_counts_and_no_gpu_line_without_gpus() {
+        let mut lj = labeljob_operator::fixtures::sample("labeljob-minimal.yaml");
+        lj.status = Some(LabelJobStatus {
+            phase: Some(Phase::Succeeded),
+            images: Some(ImageCounts {
+                total: 10,
+                processed: 10,
+                failed: 1,
+                review: Some(2),
+                duplicates: Some(0),
+            }),
+            output: Some("s3://labels/street/annotations.json".into()),
+            ..LabelJobStatus::default()
+        });
+        let text = render(&lj, &Ok(vec![None]));
+        assert!(text.contains(": Succeeded\n"), "{text}");
+        assert!(text.contains("10/10 images, 1 failed   - img/s   ETA -"), "{text}");
+        assert!(text.contains("merged    review 2, duplicates 0"), "{text}");
+        assert!(text.contains("shards    4 planned"), "no shard counts yet: {text}");
+        assert!(text.contains("output    s3://labels/street/annotations.json"), "{text}");
+        assert!(!text.contains("gpu "), "{text}");
+        assert!(!text.contains("CONDITIONS"), "{text}");
+        let text = render(&lj, &Err("denied".into()));
+        assert!(
+            text.ends_with("SHARDS: cannot read their progress from s3://labels/street/: denied\n"),
+            "{text}"
+        );
+    }
+}

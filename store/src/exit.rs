@@ -71,6 +71,18 @@ mod tests {
     }
 
     #[test]
+    fn the_table_above_documents_every_code() {
+        let doc: Vec<&str> = include_str!("exit.rs").lines().filter(|l| l.starts_with("//! | ")).collect();
+        for (code, _) in ALL {
+            assert!(
+                doc.iter().any(|l| l.starts_with(&format!("//! | {code} "))),
+                "code {code} is not in the table"
+            );
+        }
+        assert_eq!(doc.len(), ALL.len() + 1, "one row per code, plus the header: {doc:?}");
+    }
+
+    #[test]
     fn codes_are_distinct_and_fit_kubernetes() {
         let mut codes: Vec<u8> = ALL.iter().map(|(c, _)| *c).collect();
         codes.sort_unstable();
