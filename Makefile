@@ -54,6 +54,12 @@ lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets --features labeljob-e2e/kind -- -D warnings
 
+.PHONY: kubectl-plugin
+kubectl-plugin: ## Build kubectl-labeljob and install it into ~/.local/bin (then: kubectl labeljob status NAME)
+	cargo build --release -p labeljob-kubectl
+	install -D -m 0755 target/release/kubectl-labeljob $(HOME)/.local/bin/kubectl-labeljob
+	@echo "installed ~/.local/bin/kubectl-labeljob: make sure ~/.local/bin is on your PATH"
+
 .PHONY: generate
 generate: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	cargo run -q --release -p labeljob-api --bin crdgen > crds/labeljob.yaml

@@ -105,6 +105,6 @@ mod tests {
             cols.iter().filter(|c| c.priority.unwrap_or(0) == p).map(|c| c.name.clone()).collect()
         };
         assert_eq!(shown(0), ["Phase", "Progress", "Img/s", "ETA", "Failed", "Review", "Age"]);
-        assert_eq!(shown(1), ["Shards", "Model", "Output"], "kubectl get -o wide");
+        assert_eq!(shown(1), ["Shards", "Model", "Output", "GPU-s", "Cost"], "kubectl get -o wide");
     }
 }

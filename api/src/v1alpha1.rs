@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -46,7 +47,9 @@ pub use labels::{DedupAction, DedupMode, DedupSpec, OutputFormat, ReviewMode, Re
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "Shards", type_ = "integer", json_path = ".spec.workers.shards", priority = 1),
     printcolumn(name = "Model", type_ = "string", json_path = ".status.model", priority = 1),
-    printcolumn(name = "Output", type_ = "string", json_path = ".spec.output.uri", priority = 1)
+    printcolumn(name = "Output", type_ = "string", json_path = ".spec.output.uri", priority = 1),
+    printcolumn(name = "GPU-s", type_ = "number", json_path = ".status.gpuSeconds", priority = 1),
+    printcolumn(name = "Cost", type_ = "number", json_path = ".status.estimatedCost", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.maxFailedFraction) || (self.maxFailedFraction >= 0.0 && self.maxFailedFraction <= 1.0)").message("maxFailedFraction must be between 0 and 1"))]
@@ -385,6 +388,37 @@ pub struct InferenceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
     pub max_batch_delay_ms: Option<u32>,
+    /// Price of one GPU for one hour, in any currency: a decimal string such as `"2.48"` or a
+    /// whole number, at least 0. With it the status shows `estimatedCost` = `gpuSeconds` / 3600
+    /// × this price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "cost_schema")]
+    pub cost_per_gpu_hour: Option<IntOrString>,
+}
+
+/// `costPerGpuHour`: an integer or a decimal string (the form of a Kubernetes quantity; the
+/// apiserver checks the pattern of strings, `validate_spec` the sign of integers).
+fn cost_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "nullable": true,
+        "pattern": "^[0-9]+(\\.[0-9]+)?$",
+        "x-kubernetes-int-or-string": true,
+    })
+}
+
+impl InferenceSpec {
+    /// `costPerGpuHour` as a number, when it is set and valid (a whole number or a decimal
+    /// string, at least 0).
+    pub fn cost_per_gpu_hour(&self) -> Option<f64> {
+        match self.cost_per_gpu_hour.as_ref()? {
+            IntOrString::Int(n) => (*n >= 0).then_some(f64::from(*n)),
+            IntOrString::String(s) => {
+                let (whole, frac) = s.split_once('.').unwrap_or((s, "0"));
+                let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+                (digits(whole) && digits(frac)).then(|| s.parse().ok()).flatten()
+            }
+        }
+    }
 }
 
 /// Execution device.
@@ -517,6 +551,27 @@ pub struct LabelJobStatus {
     /// sha256 of the frozen manifest (the input set the job labels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_digest: Option<String>,
+    /// GPU time the job held, in GPU-seconds: the GPUs each inference pod requests
+    /// (`nvidia.com/gpu` or any other `…/gpu` resource; limits, else requests) × the inference
+    /// Deployment's `availableReplicas` (its Ready pods), summed over the time between the
+    /// operator's observations. Every change of `availableReplicas` wakes the operator (it
+    /// watches the Deployment), so each interval is counted with the pods that were Ready in it.
+    /// Pods that are starting, gated by Kueue or suspended count nothing. Counted until the job
+    /// ends; unset when no GPU is requested or `inference.endpoint` is used. Status only: the
+    /// worker's `report.json` does not know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_seconds: Option<f64>,
+    /// `gpuSeconds` / 3600 × `inference.costPerGpuHour` (same currency), rounded to 4 decimals;
+    /// unset without a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost: Option<f64>,
+    /// GPUs held by available inference pods at `gpuTime`: what `gpuSeconds` grows by per second
+    /// until the next observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// When `gpuSeconds` was last brought up to date (microsecond precision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_time: Option<MicroTime>,
 }
 
 /// Lifecycle phase.

@@ -200,6 +200,20 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     if inf.max_batch_size == Some(0) {
         bad("inference.maxBatchSize", "must be at least 1".into());
     }
+    if let Some(cost) = &inf.cost_per_gpu_hour
+        && inf.cost_per_gpu_hour().is_none()
+    {
+        let shown = match cost {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => format!("{s:?}"),
+        };
+        bad(
+            "inference.costPerGpuHour",
+            format!(
+                "{shown} must be a price of at least 0: a whole number or a decimal string such as \"2.48\""
+            ),
+        );
+    }
 
     let w = &spec.workers;
     if !(1..=MAX_SHARDS).contains(&w.shards) {
@@ -273,6 +287,21 @@ mod tests {
             ["inference.endpoint", "inference.endpoint", "workers.parallelism", "maxFailedFraction"]
         );
         assert!(err.to_string().contains("3 exceeds workers.shards (2)"), "{err}");
+    }
+
+    #[test]
+    fn cost_per_gpu_hour_is_a_price_of_at_least_zero() {
+        for (yaml, want) in [("3", Some(3.0)), ("'2.48'", Some(2.48)), ("'0'", Some(0.0)), ("0", Some(0.0))] {
+            let s = spec(&format!("  inference: {{costPerGpuHour: {yaml}}}\n"));
+            assert_eq!(validate_spec(&s), Ok(()), "{yaml}");
+            assert_eq!(s.inference.cost_per_gpu_hour(), want, "{yaml}");
+        }
+        for yaml in ["-1", "'-1'", "'2,48'", "'1e3'", "'.5'", "'5.'", "'abc'"] {
+            let s = spec(&format!("  inference: {{costPerGpuHour: {yaml}}}\n"));
+            let err = validate_spec(&s).expect_err(yaml);
+            assert_eq!(err.0.iter().map(|e| e.field).collect::<Vec<_>>(), ["inference.costPerGpuHour"]);
+            assert!(err.to_string().contains("a price of at least 0"), "{err}");
+        }
     }
 
     #[test]

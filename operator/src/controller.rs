@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod gpu;
 pub mod observe;
 pub mod plan;
 pub mod status;
@@ -18,6 +19,8 @@ mod tests;
 mod tests_cost;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_scale;
 #[cfg(test)]
 mod tests_stores;
 
@@ -44,7 +47,7 @@ pub const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 use crate::FINALIZER;
 use crate::error::{Error, Result};
 use crate::events::EventRecorder;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Outcome};
 use crate::progress::ProgressSource;
 
 /// Shared state of the reconcilers.
@@ -142,7 +145,8 @@ impl Context {
     }
 }
 
-fn key(lj: &LabelJob) -> String {
+/// `namespace/name` of a LabelJob: the key of its failures, phase and queue entry.
+pub fn key(lj: &LabelJob) -> String {
     format!("{}/{}", lj.namespace().unwrap_or_default(), lj.name_any())
 }
 
@@ -151,6 +155,7 @@ fn key(lj: &LabelJob) -> String {
 pub async fn reconcile(lj: Arc<LabelJob>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     ctx.passes.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.started(&key(&lj));
     let ns = lj.namespace().unwrap_or_default();
     let api: Api<LabelJob> = Api::namespaced(ctx.client.clone(), &ns);
     let (api_ref, ctx_ref) = (&api, ctx.as_ref());
@@ -162,7 +167,12 @@ pub async fn reconcile(lj: Arc<LabelJob>, ctx: Arc<Context>) -> Result<Action> {
     })
     .await
     .or_else(|e| Error::from_finalizer(e).map_or(Ok(Action::await_change()), Err));
-    ctx.metrics.reconciled(started.elapsed());
+    let outcome = match &result {
+        Ok(a) if *a == Action::await_change() => Outcome::Success,
+        Ok(_) => Outcome::RequeueAfter,
+        Err(_) => Outcome::Error,
+    };
+    ctx.metrics.reconciled(outcome, started.elapsed());
     match &result {
         Ok(_) => {
             if let Ok(mut f) = ctx.failures.lock() {
@@ -192,6 +202,7 @@ pub fn error_policy(lj: Arc<LabelJob>, err: &Error, ctx: Arc<Context>) -> Action
         }
         Err(_) => 1,
     };
+    ctx.metrics.queue.requeued(&key(&lj), backoff(n));
     Action::requeue(backoff(n))
 }
 
@@ -263,6 +274,9 @@ async fn apply_labeljob(lj: &LabelJob, api: &Api<LabelJob>, ctx: &Context) -> Re
         tracing::info!("ttlSecondsAfterFinished elapsed: deleting the LabelJob");
         api.delete(&v.name, &DeleteParams::background()).await.map_err(Error::DeleteExpired)?;
         return Ok(Action::await_change());
+    }
+    if let Some(after) = plan.requeue {
+        ctx.metrics.queue.requeued(&key(lj), after);
     }
     Ok(plan.requeue.map_or_else(Action::await_change, Action::requeue))
 }

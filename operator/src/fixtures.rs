@@ -5,7 +5,9 @@
 //! assert what was sent, and that `rbac::RULES` allow it, and counted ([`FakeApiServer::count`]).
 //! Collections can be watched (`?watch=true`: the events after the given resourceVersion,
 //! then every change as it happens, label selectors honoured), so the kube-runtime
-//! `Controller` itself runs against the fake. It is the only mock in this crate.
+//! `Controller` itself runs against the fake. Pod logs (`pods/NAME/log`) answer the text set
+//! with [`FakeApiServer::set_log`]. It is the only mock in this crate; other crates' tests (the
+//! kubectl plugin's) use it through the `fixtures` feature.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -60,6 +62,8 @@ struct State {
     history: Vec<(u64, &'static str, String, Value)>,
     watchers: Vec<Watcher>,
     changed: Option<tokio::sync::watch::Sender<u64>>,
+    /// Pod logs by pod path.
+    logs: BTreeMap<String, String>,
 }
 
 /// The response body of the fake: one JSON document, or a watch stream.
@@ -165,6 +169,10 @@ impl State {
         }
         let not_found = || status(404, "NotFound", format!("{key} not found"));
         match (method, &p.name) {
+            ("GET", Some(_)) if p.sub.as_deref() == Some("log") => match self.logs.get(&key) {
+                Some(text) => (200, Value::String(text.clone())),
+                None => not_found(),
+            },
             ("GET", Some(_)) => self.objects.get(&key).map(|o| (200, o.clone())).unwrap_or_else(not_found),
             ("GET", None) => {
                 let items: Vec<Value> = self
@@ -295,7 +303,14 @@ impl Drop for FakeApiServer {
 impl FakeApiServer {
     /// Start the fake and return it with a `kube::Client` talking to it.
     pub fn start() -> (Self, Client) {
+        Self::start_counted(crate::metrics::RestMetrics::default())
+    }
+
+    /// [`FakeApiServer::start`], with the client's requests counted in `rest` (the layer the
+    /// operator's own client has).
+    pub fn start_counted(rest: crate::metrics::RestMetrics) -> (Self, Client) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<FakeBody>>();
+        let service = tower::Layer::layer(&crate::metrics::RestMetricsLayer::new(rest), service);
         let client = Client::new(service, "default");
         let state: Arc<Mutex<State>> = Arc::default();
         let st = state.clone();
@@ -336,6 +351,8 @@ impl FakeApiServer {
                     None => Ok(status(404, "NotFound", format!("no route {path}"))),
                 };
                 let (code, body) = match answer {
+                    // A log is text, not JSON.
+                    Ok((code, Value::String(text))) => (code, Full::new(Bytes::from(text)).boxed_unsync()),
                     Ok((code, value)) => {
                         let bytes = Bytes::from(serde_json::to_vec(&value).expect("json"));
                         (code, Full::new(bytes).boxed_unsync())
@@ -426,6 +443,11 @@ impl FakeApiServer {
     /// Forget the recorded requests.
     pub fn clear_requests(&self) {
         self.lock().requests.clear();
+    }
+
+    /// The log `GET <pod path>/log` answers.
+    pub fn set_log(&self, pod_path: &str, text: &str) {
+        self.lock().logs.insert(pod_path.to_string(), text.to_string());
     }
 
     /// Answer `method` on the object or collection at `path` with `code` from now on.

@@ -16,7 +16,7 @@ pub mod progress;
 pub mod rbac;
 pub mod runtime;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 
 pub use controller::{Context, OperatorConfig, error_policy, reconcile};

@@ -3,8 +3,9 @@
 //! LabelJob owning Jobs, Deployments, Services and ConfigMaps ([`controller`]). The owned
 //! watches are reflected into stores that the reconciler reads the children from; LabelJob
 //! changes trigger a pass only when they matter (generation, finalizers, deletion, uid), not
-//! when the operator's own status write comes back. Runs until SIGTERM/Ctrl-C, or until the
-//! leader Lease is lost.
+//! when the operator's own status write comes back. Every trigger is reported to the metrics'
+//! queue view (`workqueue_depth`), and the client's requests are counted by verb and code
+//! (`rest_client_requests_total`). Runs until SIGTERM/Ctrl-C, or until the leader Lease is lost.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -30,13 +31,16 @@ use crate::args::{Args, LogFormat};
 use crate::controller::{ChildStores, Context, OperatorConfig, error_policy, reconcile};
 use crate::events::EventRecorder;
 use crate::leader::LeaderElection;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RestMetrics, RestMetricsLayer, WorkQueue};
 use crate::{FIELD_MANAGER, JOB_LABEL};
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// No kubeconfig or in-cluster config, or the apiserver is unreachable.
+    /// No kubeconfig or in-cluster config.
+    #[error("cannot find a Kubernetes configuration (kubeconfig or in-cluster config): {0}")]
+    Config(#[source] kube::config::InferConfigError),
+    /// The client could not be built from the configuration.
     #[error("cannot create a Kubernetes client (kubeconfig or in-cluster config): {0}")]
     Client(#[source] kube::Error),
     /// The LabelJob CRD is not installed.
@@ -128,41 +132,89 @@ pub fn controller<F: FnOnce(ChildStores) -> Context>(
     let (config_maps, config_maps_w) = reflector::store();
     let ctx = Arc::new(ctx(ChildStores { jobs, deployments, services, config_maps }));
     let (labeljobs, labeljobs_w) = reflector::store();
+    let queue = ctx.metrics.queue.clone();
     let trigger = watcher(owned::<LabelJob>(client, namespace), watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(labeljobs_w)
         .applied_objects()
-        .predicate_filter(trigger_hash, Default::default());
+        .predicate_filter(trigger_hash, Default::default())
+        .inspect_ok(move |lj| queue.triggered(&crate::controller::key(lj)));
+    let child_trigger = |q: Arc<WorkQueue>| {
+        move |child: &dyn ChildMeta| {
+            if let Some(key) = child.owner_key() {
+                q.triggered(&key);
+            }
+        }
+    };
     let watch = |cfg: &watcher::Config| cfg.clone();
     let mut c = Controller::for_stream(trigger, labeljobs)
         .owns_stream(
             watcher(owned::<Job>(client, namespace), watch(&children))
                 .default_backoff()
                 .reflect(jobs_w)
-                .touched_objects(),
+                .touched_objects()
+                .inspect_ok({
+                    let t = child_trigger(ctx.metrics.queue.clone());
+                    move |o: &Job| t(o)
+                }),
         )
         .owns_stream(
             watcher(owned::<Deployment>(client, namespace), watch(&children))
                 .default_backoff()
                 .reflect(deployments_w)
-                .touched_objects(),
+                .touched_objects()
+                .inspect_ok({
+                    let t = child_trigger(ctx.metrics.queue.clone());
+                    move |o: &Deployment| t(o)
+                }),
         )
         .owns_stream(
             watcher(owned::<Service>(client, namespace), watch(&children))
                 .default_backoff()
                 .reflect(services_w)
-                .touched_objects(),
+                .touched_objects()
+                .inspect_ok({
+                    let t = child_trigger(ctx.metrics.queue.clone());
+                    move |o: &Service| t(o)
+                }),
         )
         .owns_stream(
             watcher(owned::<ConfigMap>(client, namespace), children)
                 .default_backoff()
                 .reflect(config_maps_w)
-                .touched_objects(),
+                .touched_objects()
+                .inspect_ok({
+                    let t = child_trigger(ctx.metrics.queue.clone());
+                    move |o: &ConfigMap| t(o)
+                }),
         );
     if on_signal {
         c = c.shutdown_on_signal();
     }
     (ctx.clone(), c.run(reconcile, error_policy, ctx))
+}
+
+/// A child's view for the queue: the `namespace/name` of the LabelJob controlling it.
+trait ChildMeta {
+    fn owner_key(&self) -> Option<String>;
+}
+
+impl<K: kube::Resource> ChildMeta for K {
+    fn owner_key(&self) -> Option<String> {
+        let m = self.meta();
+        let owner = m
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true) && o.kind == "LabelJob")?;
+        Some(format!("{}/{}", m.namespace.as_deref().unwrap_or_default(), owner.name))
+    }
+}
+
+/// A client for `config` whose requests are counted in `rest`.
+pub fn client(config: kube::Config, rest: RestMetrics) -> Result<Client, RuntimeError> {
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(RuntimeError::Client)?;
+    Ok(builder.with_layer(&RestMetricsLayer::new(rest)).build())
 }
 
 fn default_identity() -> String {
@@ -194,10 +246,11 @@ pub async fn run(args: Args) -> Result<(), RuntimeError> {
         lease_duration_seconds,
         lease_identity,
     } = args;
-    let client = Client::try_default().await.map_err(RuntimeError::Client)?;
+    let (registry, metrics) = Metrics::new_registry();
+    let config = kube::Config::infer().await.map_err(RuntimeError::Config)?;
+    let client = client(config, metrics.rest.clone())?;
     check_crd(&owned(&client, namespace.as_deref())).await?;
 
-    let (registry, metrics) = Metrics::new_registry();
     let health = Arc::new(Health::new(leader_election));
     let listener = tokio::net::TcpListener::bind(admin_addr)
         .await

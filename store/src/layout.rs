@@ -5,6 +5,9 @@
 //! plan.json                       plan: {"manifestDigest","total","shards",...}
 //! shards/shard-NNNNN.json         shard N: its COCO part and error list
 //! progress/shard-NNNNN.json       shard N: progress, rewritten every few seconds
+//! partial/shard-NNNNN/part-KKKKK.json  shard N: results committed so far (K-th chunk); a
+//!                                 retried shard resumes after them; removed once the shard
+//!                                 file is written
 //! annotations.json                merge: the COCO dataset
 //! results.json                    merge: COCO results list (pycocotools loadRes)
 //! errors.jsonl                    merge: one failed image per line
@@ -26,6 +29,8 @@ pub const PLAN: &str = "plan.json";
 pub const SHARDS_DIR: &str = "shards/";
 /// Directory of the shard progress objects.
 pub const PROGRESS_DIR: &str = "progress/";
+/// Directory of the shards' partial results (checkpoints of running shards).
+pub const PARTIAL_DIR: &str = "partial/";
 /// The merged COCO dataset.
 pub const ANNOTATIONS: &str = "annotations.json";
 /// The merged COCO results list.
@@ -59,6 +64,27 @@ pub fn shard_key(index: u32) -> String {
 /// `progress/shard-NNNNN.json`: the progress object of shard `index`.
 pub fn progress_key(index: u32) -> String {
     format!("{PROGRESS_DIR}{}", shard_file(index))
+}
+
+/// `partial/shard-NNNNN/`: the prefix of shard `index`'s partial result chunks.
+pub fn partial_prefix(index: u32) -> String {
+    format!("{PARTIAL_DIR}{SHARD_FILE_PREFIX}{index:05}/")
+}
+
+/// `partial/shard-NNNNN/part-KKKKK.json`: chunk `part` of shard `index`'s partial results.
+pub fn partial_key(index: u32, part: u32) -> String {
+    format!("{}part-{part:05}{SHARD_FILE_SUFFIX}", partial_prefix(index))
+}
+
+/// The chunk number of a key `partial/shard-NNNNN/part-KKKKK.json` of shard `index`.
+pub fn parse_partial_key(index: u32, key: &str) -> Option<u32> {
+    let digits =
+        key.strip_prefix(&partial_prefix(index))?.strip_prefix("part-")?.strip_suffix(SHARD_FILE_SUFFIX)?;
+    if digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let part: u32 = digits.parse().ok()?;
+    (partial_key(index, part) == key).then_some(part)
 }
 
 /// The shard index of a key `shards/shard-NNNNN.json`, if it is one.
@@ -100,6 +126,21 @@ mod tests {
             assert_eq!(parse_shard_key(&shard_key(index)), Some(index));
             assert_eq!(parse_progress_key(&progress_key(index)), Some(index));
             assert_eq!(parse_shard_key(&progress_key(index)), None);
+        }
+    }
+
+    #[test]
+    fn partial_keys_belong_to_their_shard() {
+        assert_eq!(partial_key(3, 12), "partial/shard-00003/part-00012.json");
+        assert_eq!(parse_partial_key(3, &partial_key(3, 12)), Some(12));
+        assert_eq!(parse_partial_key(3, &partial_key(3, 123_456)), Some(123_456));
+        assert_eq!(parse_partial_key(4, &partial_key(3, 12)), None, "another shard's chunk");
+        for key in [
+            "partial/shard-00003/part-1.json",
+            "partial/shard-00003/part-00001.json.tmp",
+            "partial/shard-00003/x",
+        ] {
+            assert_eq!(parse_partial_key(3, key), None, "{key}");
         }
     }
 

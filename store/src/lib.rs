@@ -9,6 +9,7 @@
 //! - [`manifest`]: the frozen input listing (`manifest.jsonl`) and contiguous shard ranges.
 //! - [`localdir`]: listing `file://` inputs, where an odd entry is one failed image.
 //! - [`layout`]: the object keys of the output prefix.
+//! - [`exit`]: the worker's exit codes, which the operator's Jobs match and read back.
 //! - [`progress`]: per-shard progress objects, written by workers and read by the operator.
 //! - [`plan()`]: freeze the input listing once per output prefix.
 //! - [`redact`]: [`redact_uri`], the one credential redaction used wherever a URI is written
@@ -19,6 +20,7 @@
 //! All fallible functions return [`StoreError`].
 
 pub mod cloud;
+pub mod exit;
 pub mod input;
 pub mod layout;
 pub mod localdir;

@@ -215,6 +215,17 @@ def test_dashboard_configmap_has_the_panels(all_on):
     assert "labeljob_server_batch_size_bucket" in exprs["Batch size"]
     assert "histogram_quantile(0.95" in exprs["Inference latency p95"]
     assert "labeljob_server_inference_duration_seconds_bucket" in exprs["Inference latency p95"]
+    # The operator under controller-runtime's and client-go's names (operator/src/metrics.rs).
+    assert "controller_runtime_reconcile_total" in exprs["Reconciles by result"]
+    assert "controller_runtime_reconcile_errors_total" in exprs["Reconciles by result"]
+    assert "controller_runtime_reconcile_time_seconds_bucket" in exprs["Reconcile time"]
+    assert "workqueue_depth" in exprs["Work queue"]
+    assert "rest_client_requests_total" in exprs["API requests by verb"]
+    assert "by (verb, code)" in exprs["API requests by verb"]
+    operator_metrics = (ROOT / "operator" / "src" / "metrics.rs").read_text()
+    for name in ("labeljob_operator_reconcile_duration", "labeljob_operator_reconciles_total"):
+        assert name not in " ".join(exprs.values()), f"{name} is no longer exported"
+    assert "controller_runtime_reconcile_time" in operator_metrics
 
 
 def test_crd_ships_in_crds_dir_and_matches_generated(default):

@@ -1,7 +1,8 @@
 //! Subcommands of `labeljob`: `run` (the whole job here), the per-pod stages `plan`, `shard`
-//! and `merge`, `serve` (the inference server) and `preview`. Exit codes: 0 success, 1
-//! failure, 2 invalid job file or arguments (or, for `run`, an input with no images), 3 error
-//! budget exceeded.
+//! and `merge`, `serve` (the inference server) and `preview`. Exit codes: those of
+//! [`labeljob_store::exit`] (0 success, 1 failure, 2 invalid job file or arguments — or, for
+//! `run`, an input with no images —, 3 error budget exceeded, 143 a shard interrupted by
+//! SIGTERM after committing its partial results).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,13 +10,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use labeljob_store::StoreError;
+use labeljob_store::{StoreError, exit};
+use labeljob_worker::checkpoint::CheckpointPolicy;
 use labeljob_worker::detector::Detector;
 use labeljob_worker::job::{JobContext, JobError};
 use labeljob_worker::model::config::ModelConfigError;
 use labeljob_worker::oip::client::{EndpointArgs, OipClient};
 use labeljob_worker::serve::ServeArgs;
-use labeljob_worker::shard::{Counters, ShardOutcome, ShardRunner};
+use labeljob_worker::shard::{Counters, ShardError, ShardOutcome, ShardRunner};
 use labeljob_worker::stages::LocalEngineArgs;
 use labeljob_worker::{merge, preview, run, stages};
 
@@ -78,6 +80,13 @@ pub enum Command {
         /// Remote inference.
         #[command(flatten)]
         remote: EndpointArgs,
+        /// Commit finished images as partial results at least this often (seconds), so that a
+        /// retried shard resumes after them.
+        #[arg(long, env = "LABELJOB_CHECKPOINT_SECONDS", default_value_t = 30)]
+        checkpoint_seconds: u64,
+        /// Commit partial results at the latest after this many finished images.
+        #[arg(long, env = "LABELJOB_CHECKPOINT_IMAGES", default_value_t = 500)]
+        checkpoint_images: usize,
     },
     /// Serve a model over the Open Inference Protocol v2 (REST) until SIGTERM or ctrl-c.
     Serve(ServeArgs),
@@ -104,11 +113,6 @@ pub enum Command {
     },
 }
 
-/// Exit code for budget exceeded.
-pub const EXIT_BUDGET: u8 = 3;
-/// Exit code for an invalid job file.
-pub const EXIT_INVALID: u8 = 2;
-
 #[derive(Debug, thiserror::Error)]
 #[error("error budget exceeded: {failed} of {total} images failed")]
 struct BudgetExceeded {
@@ -119,12 +123,15 @@ struct BudgetExceeded {
 /// The exit code for an error.
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<BudgetExceeded>().is_some() {
-        return EXIT_BUDGET;
+        return exit::ERROR_BUDGET;
+    }
+    if let Some(ShardError::Interrupted { .. }) = e.downcast_ref::<ShardError>() {
+        return exit::INTERRUPTED;
     }
     if let Some(run::RunError::EmptyInput { .. } | run::RunError::MissingInput { .. }) =
         e.downcast_ref::<run::RunError>()
     {
-        return EXIT_INVALID;
+        return exit::INVALID_JOB;
     }
     match e.downcast_ref::<JobError>() {
         Some(
@@ -142,8 +149,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
                 | StoreError::InvalidKey { .. }
                 | StoreError::Glob { .. },
             ),
-        ) => EXIT_INVALID,
-        _ => 1,
+        ) => exit::INVALID_JOB,
+        _ => exit::FAILURE,
     }
 }
 
@@ -191,7 +198,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shard { job, index, local, remote } => {
+        Command::Shard { job, index, local, remote, checkpoint_seconds, checkpoint_images } => {
             let ctx = JobContext::load(&job).await?;
             let (manifest, info) = stages::plan(&ctx).await?;
             if index >= info.shards && index < ctx.requested_shards() {
@@ -200,12 +207,17 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let detector = detector(&ctx, &local, &remote).await?;
-            let runner = ShardRunner::new(ctx.clone(), detector, local.decoders());
+            let policy = CheckpointPolicy {
+                every: std::time::Duration::from_secs(checkpoint_seconds),
+                images: checkpoint_images,
+            };
+            let runner = ShardRunner::new(ctx.clone(), detector, local.decoders())
+                .with_checkpoints(policy, on_sigterm());
             match runner.run(&manifest, index, Arc::new(Counters::default())).await? {
                 ShardOutcome::Skipped { images } => println!("shard {index}: already done ({images} images)"),
                 ShardOutcome::Empty { shards } => println!("shard {index}: nothing to do ({shards} shards)"),
-                ShardOutcome::Done { labelled, failed } => {
-                    println!("shard {index}: labelled {labelled}, failed {failed}")
+                ShardOutcome::Done { labelled, failed, resumed } => {
+                    println!("shard {index}: labelled {labelled}, failed {failed}, resumed {resumed}")
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -238,6 +250,32 @@ fn cut_note(shards: u32, requested: u32) -> String {
         true => format!(" (workers.shards {requested}: at most one shard per image)"),
         false => String::new(),
     }
+}
+
+/// A receiver that becomes true on SIGTERM (what the kubelet sends on eviction, preemption
+/// or node shutdown) or ctrl-c: the shard commits its partial results and exits.
+fn on_sigterm() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = term => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("stop requested: committing partial results");
+        let _ = tx.send(true);
+    });
+    rx
 }
 
 fn budget(m: &merge::MergeSummary) -> anyhow::Result<ExitCode> {

@@ -3,6 +3,7 @@
 //! shard file), merge (stream shards into one COCO dataset) — plus preview, the inference
 //! engine, the OIP v2 inference server (`serve`) and its client (`oip::client`).
 
+pub mod checkpoint;
 pub mod dedup;
 pub mod detector;
 pub mod export;

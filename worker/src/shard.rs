@@ -5,7 +5,9 @@
 //! entry the listing marked as no image fails at stage `list` without a download). The
 //! result is written atomically to `shards/shard-NNNNN.json`; an existing result for the same
 //! manifest and settings is kept (runs are resumable). Progress goes to
-//! `progress/shard-NNNNN.json` every two seconds.
+//! `progress/shard-NNNNN.json` every two seconds. While it runs, the shard commits what it has
+//! finished as partial results (`checkpoint`): periodically, on a stop request (SIGTERM) and
+//! before failing on a lost inference service; a retried shard starts after them.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -17,9 +19,10 @@ use labeljob_api::v1alpha1::{DedupMode, OverwritePolicy};
 use labeljob_store::manifest::{ListingProblem, Manifest, ManifestEntry, shard_range};
 use labeljob_store::progress::ShardProgress;
 use labeljob_store::{StoreError, layout};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
-use crate::dedup::{HashIndex, ImageHash, Match, content_sha256, dhash, hash_hex};
+use crate::checkpoint::{self, CheckpointPolicy, Checkpointer};
+use crate::dedup::{HashIndex, ImageHash, Match, content_sha256, dhash, hash_hex, parse_hash_hex};
 use crate::detector::{DetectError, Detector};
 use crate::imaging::{DecodeLimits, Resizer, decode};
 use crate::job::JobContext;
@@ -56,6 +59,20 @@ pub enum ShardError {
         index: u32,
         /// The existing object.
         uri: String,
+    },
+    /// A stop was requested (SIGTERM): what was finished is committed as partial results.
+    #[error("shard {index}: interrupted; {committed} images committed as partial results for the retry")]
+    Interrupted {
+        /// Shard index.
+        index: u32,
+        /// Results committed in all (this attempt and earlier ones).
+        committed: u64,
+    },
+    /// The results did not cover the range exactly once (a bug: the file is not written).
+    #[error("shard {index}: the results do not cover the shard's range exactly once")]
+    Incomplete {
+        /// Shard index.
+        index: u32,
     },
     /// The index is out of range (of `workers.shards`).
     #[error("shard index {index} is out of range: the job has {shards} shards")]
@@ -96,6 +113,8 @@ pub enum ShardOutcome {
         labelled: u64,
         /// Images failed.
         failed: u64,
+        /// Of those, results taken over from partial results of an earlier attempt.
+        resumed: u64,
     },
 }
 
@@ -110,6 +129,10 @@ pub struct ShardRunner {
     pub decode_slots: Arc<Semaphore>,
     /// Image size limits.
     pub limits: DecodeLimits,
+    /// When partial results are committed.
+    pub checkpoint: CheckpointPolicy,
+    /// Becomes true when the shards should stop (SIGTERM): they commit and return.
+    pub stop: watch::Receiver<bool>,
 }
 
 thread_local! {
@@ -124,7 +147,15 @@ impl ShardRunner {
             detector,
             decode_slots: Arc::new(Semaphore::new(decoders.max(1))),
             limits: DecodeLimits::default(),
+            checkpoint: CheckpointPolicy::default(),
+            stop: watch::channel(false).1,
         }
+    }
+
+    /// The same runner, committing partial results per `policy` and stopping when `stop`
+    /// becomes true.
+    pub fn with_checkpoints(self, policy: CheckpointPolicy, stop: watch::Receiver<bool>) -> Self {
+        Self { checkpoint: policy, stop, ..self }
     }
 
     /// Run shard `index` over `manifest`, counting into `counters`.
@@ -144,14 +175,14 @@ impl ShardRunner {
         let range = shard_range(manifest.entries.len() as u64, shards, index);
         let key = layout::shard_key(index);
         let store_err = |source| ShardError::Store { index, source };
+        let want = ShardFor {
+            manifest_digest: &manifest.digest,
+            settings_digest: &self.ctx.settings_digest,
+            index,
+            shards,
+            range: range.clone(),
+        };
         if let Some(existing) = self.ctx.output.get_opt(&key).await.map_err(store_err)? {
-            let want = ShardFor {
-                manifest_digest: &manifest.digest,
-                settings_digest: &self.ctx.settings_digest,
-                index,
-                shards,
-                range: range.clone(),
-            };
             let reusable = serde_json::from_slice::<ShardFile>(&existing).ok().filter(|s| s.is_for(&want));
             match (reusable, self.ctx.overwrite()) {
                 (Some(_), OverwritePolicy::Resume | OverwritePolicy::Fail) => {
@@ -165,16 +196,56 @@ impl ShardRunner {
                 _ => {}
             }
         }
+        let reuse = self.ctx.overwrite() != OverwritePolicy::Replace;
+        let resumed = checkpoint::load(&self.ctx.output, &want, reuse).await.map_err(store_err)?;
+        if resumed.stale > 0 && self.ctx.overwrite() == OverwritePolicy::Fail {
+            let uri = self.ctx.output.child_uri(&layout::partial_prefix(index));
+            return Err(ShardError::Conflict { index, uri });
+        }
+        if !resumed.is_empty() {
+            tracing::info!(shard = index, images = resumed.len(), "resuming after partial results");
+        }
+        let resumed_n = resumed.len();
+        counters.processed.fetch_add(resumed_n, Ordering::Relaxed);
+        counters.failed.fetch_add(resumed.errors.len() as u64, Ordering::Relaxed);
 
         let started = Instant::now();
-        let entries = &manifest.entries[range.start as usize..range.end as usize];
-        let reporter = self.spawn_progress(index, entries.len() as u64, counters.clone(), started);
+        let all = &manifest.entries[range.start as usize..range.end as usize];
+        let done_ids = resumed.ids();
+        let entries: Vec<ManifestEntry> = all.iter().filter(|e| !done_ids.contains(&e.id)).cloned().collect();
+        let reporter = self.spawn_progress(index, all.len() as u64, counters.clone(), started);
         let concurrency = self.ctx.job.spec.workers.concurrency.max(1) as usize;
         let dedup = &self.ctx.job.spec.input.dedup;
         let mut seen = HashIndex::new(dedup.mode, dedup.max_distance);
+        // The first copies among the partial results are known already.
+        for img in resumed.images.iter().filter(|i| i.duplicate_of.is_none()) {
+            let hash = match (&img.sha256, &img.dhash) {
+                (Some(s), _) => Some(ImageHash::Exact(s.clone())),
+                (None, Some(h)) => parse_hash_hex(h).map(ImageHash::Perceptual),
+                (None, None) => None,
+            };
+            if let Some(h) = hash {
+                seen.check_or_insert(&h, img.id);
+            }
+        }
+        let mut file = ShardFile {
+            index,
+            shards,
+            manifest_digest: manifest.digest.clone(),
+            settings_digest: self.ctx.settings_digest.clone(),
+            range: [range.start, range.end],
+            images: Vec::with_capacity(all.len()),
+            errors: Vec::new(),
+            timings: Timings::default(),
+        };
+        let mut checkpoints =
+            Checkpointer::new(self.checkpoint, resumed.next_part, resumed.images.len(), resumed.errors.len());
+        let old_chunks = resumed.keys;
+        file.images.extend(resumed.images);
+        file.errors.extend(resumed.errors);
         // Download and decode in manifest order (so the first copy of a duplicate is always the
         // lowest id, whatever finishes first), then infer the unique images out of order.
-        let mut results = futures::stream::iter(entries.iter().cloned())
+        let mut results = futures::stream::iter(entries)
             .map(|e| {
                 let problem = manifest.problem(e.id).cloned();
                 self.prepare(e, problem)
@@ -188,18 +259,19 @@ impl ShardRunner {
                 self.finish(prepared, copies)
             })
             .buffer_unordered(concurrency);
-        let mut file = ShardFile {
-            index,
-            shards,
-            manifest_digest: manifest.digest.clone(),
-            settings_digest: self.ctx.settings_digest.clone(),
-            range: [range.start, range.end],
-            images: Vec::with_capacity(entries.len()),
-            errors: Vec::new(),
-            timings: Timings::default(),
-        };
-        let mut fatal = None;
-        while let Some((res, t)) = results.next().await {
+        let stopped = stopped(self.stop.clone());
+        tokio::pin!(stopped);
+        let (mut fatal, mut interrupted) = (None, false);
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = &mut stopped => {
+                    interrupted = true;
+                    break;
+                }
+                next = results.next() => next,
+            };
+            let Some((res, t)) = next else { break };
             file.timings.add(&t);
             match res {
                 Ok(img) => file.images.push(img),
@@ -213,28 +285,52 @@ impl ShardRunner {
                 }
             }
             counters.processed.fetch_add(1, Ordering::Relaxed);
+            if checkpoints.due(&file.images, &file.errors) {
+                let out = &self.ctx.output;
+                checkpoints.commit(out, &want, &file.images, &file.errors).await.map_err(store_err)?;
+            }
         }
         drop(results);
         reporter.abort();
+        if fatal.is_some() || interrupted {
+            // What is finished is kept for the retry.
+            let out = &self.ctx.output;
+            if let Err(e) = checkpoints.commit(out, &want, &file.images, &file.errors).await {
+                tracing::warn!(shard = index, error = %e, "cannot commit partial results");
+            }
+        }
         if let Some(source) = fatal {
             return Err(ShardError::Inference { index, source });
+        }
+        if interrupted {
+            let committed = checkpoints.committed() as u64;
+            return Err(ShardError::Interrupted { index, committed });
         }
         file.images.sort_by_key(|i| i.id);
         file.errors.sort_by_key(|e| e.id);
         copy_duplicate_labels(&mut file.images);
         file.timings.wall = started.elapsed().as_secs_f64();
+        if !file.is_for(&want) {
+            // Cannot happen (every id of the range once); never write a wrong shard file.
+            return Err(ShardError::Incomplete { index });
+        }
         let bytes = serde_json::to_vec(&file).unwrap_or_default();
         self.ctx.output.put(&key, bytes.into()).await.map_err(store_err)?;
+        checkpoint::remove(&self.ctx.output, old_chunks.into_iter().chain(checkpoints.written)).await;
         let done = ShardProgress {
             index,
-            total: entries.len() as u64,
-            processed: entries.len() as u64,
+            total: all.len() as u64,
+            processed: all.len() as u64,
             failed: file.errors.len() as u64,
             elapsed_seconds: file.timings.wall,
             done: true,
         };
         self.write_progress(&done).await;
-        Ok(ShardOutcome::Done { labelled: file.images.len() as u64, failed: file.errors.len() as u64 })
+        Ok(ShardOutcome::Done {
+            labelled: file.images.len() as u64,
+            failed: file.errors.len() as u64,
+            resumed: resumed_n,
+        })
     }
 
     /// Download, hash (per `input.dedup`), decode and resize one image. An entry the listing
@@ -405,6 +501,13 @@ impl ShardRunner {
     }
 }
 
+/// Resolves once `stop` is true (never when its sender is gone without asking).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 enum Failure {
     Image(ImageError),
     Fatal(DetectError),
@@ -421,14 +524,19 @@ struct Prepared {
     t: Timings,
 }
 
-/// Fill in the labels of the copies in a shard (sorted by id) from their first copies, which
-/// come earlier in the same shard.
+/// Fill in the labels of the copies in a shard (sorted by id) from their first copies in the
+/// same shard (earlier ones, or a later one found first by a resumed shard).
 fn copy_duplicate_labels(images: &mut [ShardImage]) {
     for i in 0..images.len() {
         let Some(dup) = images[i].duplicate_of else { continue };
-        let Ok(pos) = images[..i].binary_search_by_key(&dup.id, |im| im.id) else { continue };
-        let (head, tail) = images.split_at_mut(i);
-        tail[0].copy_labels_of(&head[pos], dup.distance);
+        let Ok(pos) = images.binary_search_by_key(&dup.id, |im| im.id) else { continue };
+        if pos < i {
+            let (head, tail) = images.split_at_mut(i);
+            tail[0].copy_labels_of(&head[pos], dup.distance);
+        } else if pos > i {
+            let (head, tail) = images.split_at_mut(pos);
+            head[i].copy_labels_of(&tail[0], dup.distance);
+        }
     }
 }
 

@@ -45,24 +45,28 @@ pub struct ShardFor<'a> {
 
 impl ShardFile {
     /// True only when this file is exactly `want`: the same manifest and settings, the same
-    /// index of the same number of shards, the same id range, and every id of that range once
-    /// (labelled or failed). A file from a run with another `workers.shards` is never reused or
-    /// merged, so every image is counted exactly once whatever the output's history.
+    /// index of the same number of shards, the same id range, and every id of that range
+    /// exactly once (labelled or failed). A file from a run with another `workers.shards` is
+    /// never reused or merged, so every image is counted exactly once whatever the output's
+    /// history (and a shard resumed from partial results is checked the same way before its
+    /// file is written).
     pub fn is_for(&self, want: &ShardFor<'_>) -> bool {
         let r = &want.range;
         let len = r.end.saturating_sub(r.start);
-        self.manifest_digest == want.manifest_digest
+        let header = self.manifest_digest == want.manifest_digest
             && self.settings_digest == want.settings_digest
             && self.index == want.index
             && self.shards == want.shards
             && self.range == [r.start, r.end]
-            && (self.images.len() as u64).checked_add(self.errors.len() as u64) == Some(len)
-            && self
-                .images
-                .iter()
-                .map(|i| i.id)
-                .chain(self.errors.iter().map(|e| e.id))
-                .all(|id| r.contains(&id))
+            && (self.images.len() as u64).checked_add(self.errors.len() as u64) == Some(len);
+        if !header {
+            return false;
+        }
+        let mut ids: Vec<u64> =
+            self.images.iter().map(|i| i.id).chain(self.errors.iter().map(|e| e.id)).collect();
+        ids.sort_unstable();
+        // `len` ids, sorted, all in the range and each one more than the last: the whole range.
+        ids.iter().zip(r.start..r.end).all(|(id, want)| *id == want)
     }
 }
 

@@ -1,11 +1,13 @@
 //! Step 5 — build (pure). Turns a [`ValidatedJob`] and the pass's [`Plan`] into the children
 //! to apply: ConfigMap `NAME-job` (the LabelJob document the worker reads), Job `NAME-plan`,
 //! Deployment + Service `NAME-inference`, Indexed Job `NAME-shards`, Job `NAME-merge`. Every
-//! child carries the controller owner reference and the `labeljob.dev/job` label; every pod
-//! runs as non-root under the worker ServiceAccount without its token.
+//! child carries the controller owner reference, the `labeljob.dev/job` label and the
+//! LabelJob's Kueue labels (`kueue.x-k8s.io/queue-name`, `…/priority-class`, which the inference
+//! pod template carries too); every pod runs as non-root under the worker ServiceAccount
+//! without its token.
 
-mod inference;
-mod jobs;
+pub mod inference;
+pub mod jobs;
 
 use std::collections::BTreeMap;
 
@@ -110,11 +112,11 @@ pub fn build(v: &ValidatedJob, plan: &Plan, cfg: &OperatorConfig) -> Result<Chil
     let w = plan.want;
     Ok(Children {
         config_map: if w.config_map { Some(config_map(v)?) } else { None },
-        plan_job: w.plan_job.then(|| jobs::plan_job(v, cfg, plan.suspend)),
+        plan_job: w.plan_job.then(|| jobs::plan_job(v, cfg, plan.jobs.plan)),
         deployment: w.inference.then(|| inference::deployment(v, cfg, plan.suspend)),
         service: w.inference.then(|| inference::service(v)),
-        shards_job: w.shards_job.then(|| jobs::shards_job(v, cfg, plan.suspend)),
-        merge_job: w.merge_job.then(|| jobs::merge_job(v, cfg, plan.suspend)),
+        shards_job: w.shards_job.then(|| jobs::shards_job(v, cfg, plan.jobs.shards)),
+        merge_job: w.merge_job.then(|| jobs::merge_job(v, cfg, plan.jobs.merge)),
     })
 }
 
@@ -128,12 +130,19 @@ pub fn labels(v: &ValidatedJob, component: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// Metadata of child `c`: name, namespace, labels, controller owner reference.
+/// Labels of child `component` of `v` with the LabelJob's Kueue labels.
+pub fn labels_with_kueue(v: &ValidatedJob, component: &str) -> BTreeMap<String, String> {
+    let mut l = labels(v, component);
+    l.extend(v.kueue_labels.iter().map(|(k, val)| (k.clone(), val.clone())));
+    l
+}
+
+/// Metadata of child `c`: name, namespace, labels (with Kueue's), controller owner reference.
 pub fn meta(v: &ValidatedJob, c: Child, component: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(child_name(&v.name, c)),
         namespace: Some(v.namespace.clone()),
-        labels: Some(labels(v, component)),
+        labels: Some(labels_with_kueue(v, component)),
         owner_references: Some(vec![v.owner.clone()]),
         ..ObjectMeta::default()
     }

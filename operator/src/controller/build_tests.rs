@@ -1,7 +1,7 @@
 //! Unit tests of the pure `build` step, from the YAML samples in config/samples.
 
 use super::*;
-use crate::controller::plan::{Plan, Want};
+use crate::controller::plan::{JobSuspend, Plan, Want};
 use crate::controller::validate::validate;
 use crate::fixtures::{sample, stored};
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -13,6 +13,7 @@ fn all(suspend: bool) -> Plan {
         phase: Phase::Running,
         want: Want { config_map: true, plan_job: true, inference: true, shards_job: true, merge_job: true },
         suspend,
+        jobs: JobSuspend::all(suspend),
         teardown: false,
         failure: None,
         finished_now: false,

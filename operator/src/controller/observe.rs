@@ -29,6 +29,29 @@ pub struct JobFailure {
     pub reason: String,
     /// The condition message.
     pub message: String,
+    /// The worker's exit code, when a `podFailurePolicy` rule failed the Job on it (the
+    /// condition message names it): see [`labeljob_store::exit`].
+    pub exit_code: Option<u8>,
+}
+
+impl JobFailure {
+    /// The failure of a Job's `Failed` condition with this reason and message.
+    pub fn new(reason: String, message: String) -> Self {
+        let exit_code = pod_failure_exit_code(&reason, &message);
+        JobFailure { reason, message, exit_code }
+    }
+
+    /// Whether the Job failed on the worker exiting with `code`.
+    pub fn exited(&self, code: u8) -> bool {
+        self.exit_code == Some(code)
+    }
+}
+
+/// The exit code that failed a Job through its `podFailurePolicy`: the one place the operator
+/// reads it (condition reason `PodFailurePolicy`, message `… failed with exit code N matching
+/// FailJob rule …`).
+pub fn pod_failure_exit_code(reason: &str, message: &str) -> Option<u8> {
+    (reason == "PodFailurePolicy").then(|| labeljob_store::exit::from_pod_failure_message(message))?
 }
 
 /// What a Job's status says.
@@ -80,10 +103,8 @@ impl JobState {
         };
         JobState {
             complete: cond("Complete").is_some(),
-            failed: cond("Failed").map(|c| JobFailure {
-                reason: c.reason.unwrap_or_default(),
-                message: c.message.unwrap_or_default(),
-            }),
+            failed: cond("Failed")
+                .map(|c| JobFailure::new(c.reason.unwrap_or_default(), c.message.unwrap_or_default())),
             active: u32::try_from(status.active.unwrap_or(0)).unwrap_or(0),
             succeeded,
             failed_indexes: status.failed_indexes.as_deref().map(count_indexes).unwrap_or(0),

@@ -1,7 +1,9 @@
 //! Step 4 — plan (pure). From the validated spec, the previous status and what was observed,
 //! decide the phase, which children should exist, whether they are suspended, whether to tear
 //! down, and when to look again. A finished job (Succeeded/Failed) stays finished: the phase is
-//! the one fact carried over from the status, since its children may already be gone.
+//! the one fact carried over from the status, since its children may already be gone. A job
+//! Kueue admits has its Jobs created suspended and then left as they are (Kueue unsuspends them
+//! on admission and suspends them on preemption): the operator never fights it.
 
 use std::time::Duration;
 
@@ -34,6 +36,34 @@ pub struct Want {
     pub merge_job: bool,
 }
 
+/// `spec.suspend` of each Job this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobSuspend {
+    /// Job `NAME-plan`.
+    pub plan: bool,
+    /// Job `NAME-shards`.
+    pub shards: bool,
+    /// Job `NAME-merge`.
+    pub merge: bool,
+}
+
+impl JobSuspend {
+    /// Every Job suspended as `spec.suspend` says.
+    pub fn all(suspend: bool) -> Self {
+        JobSuspend { plan: suspend, shards: suspend, merge: suspend }
+    }
+
+    /// What each Job should say: without Kueue, `spec.suspend`; with Kueue, suspended when
+    /// created and as Kueue last left it afterwards (pure).
+    pub fn of(v: &ValidatedJob, obs: &Observed) -> Self {
+        if !v.kueue() {
+            return Self::all(v.spec.suspend);
+        }
+        let live = |j: &Option<JobState>| j.as_ref().is_none_or(|j| j.suspended);
+        JobSuspend { plan: live(&obs.plan_job), shards: live(&obs.shards_job), merge: live(&obs.merge_job) }
+    }
+}
+
 /// Why the job failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -50,8 +80,10 @@ pub struct Plan {
     pub phase: Phase,
     /// Children to apply.
     pub want: Want,
-    /// Jobs suspended and Deployment at zero replicas.
+    /// `spec.suspend`: Jobs suspended and Deployment at zero replicas.
     pub suspend: bool,
+    /// `spec.suspend` of each Job (as `suspend`, unless Kueue admits the job).
+    pub jobs: JobSuspend,
     /// Delete every child this pass (finished with teardown policy Delete).
     pub teardown: bool,
     /// The job failed (this pass or before).
@@ -91,9 +123,9 @@ fn failure(
     now: Timestamp,
 ) -> Option<Failure> {
     if let Some(f) = failed(&obs.merge_job) {
-        // The merge exits 3 when the error budget is exceeded; the podFailurePolicy fails the
-        // Job at once and names the exit code in the condition message.
-        let budget = f.message.contains("exit code 3");
+        // The merge exits ERROR_BUDGET when the error budget is exceeded; the podFailurePolicy
+        // fails the Job at once and names the exit code in the condition message.
+        let budget = f.exited(labeljob_store::exit::ERROR_BUDGET);
         return Some(Failure {
             reason: if budget { "ErrorBudgetExceeded" } else { "MergeFailed" },
             message: format!("merge Job failed ({}): {}", f.reason, f.message),
@@ -159,6 +191,7 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
             phase,
             want: Want::default(),
             suspend: false,
+            jobs: JobSuspend::default(),
             teardown: teardown_policy(phase) == TeardownPolicy::Delete && obs.any_child(),
             failure: prev_failure,
             finished_now: false,
@@ -174,6 +207,7 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
             phase: Phase::Failed,
             want: Want::default(),
             suspend: false,
+            jobs: JobSuspend::default(),
             teardown: teardown_policy(Phase::Failed) == TeardownPolicy::Delete && obs.any_child(),
             failure: Some(f),
             finished_now: true,
@@ -187,6 +221,7 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
             phase: Phase::Succeeded,
             want: Want::default(),
             suspend: false,
+            jobs: JobSuspend::default(),
             teardown: teardown_policy(Phase::Succeeded) == TeardownPolicy::Delete && obs.any_child(),
             failure: None,
             finished_now: true,
@@ -220,6 +255,7 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
         phase,
         want,
         suspend: v.spec.suspend,
+        jobs: JobSuspend::of(v, obs),
         teardown: false,
         failure: None,
         finished_now: false,

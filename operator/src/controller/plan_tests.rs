@@ -19,10 +19,7 @@ fn done() -> Option<JobState> {
 }
 
 fn failed_job(reason: &str, message: &str) -> Option<JobState> {
-    Some(JobState {
-        failed: Some(JobFailure { reason: reason.into(), message: message.into() }),
-        ..JobState::default()
-    })
+    Some(JobState { failed: Some(JobFailure::new(reason.into(), message.into())), ..JobState::default() })
 }
 
 fn ready() -> Option<DeploymentState> {

@@ -1,5 +1,6 @@
 //! Step 7 — status. Derives the whole status from this pass's observation (phase, conditions,
-//! image and shard counts, throughput (`throughput.rs`), manifest digest) and writes it by server-side apply of
+//! image and shard counts, throughput (`throughput.rs`), GPU time and cost (`gpu.rs`), manifest
+//! digest) and writes it by server-side apply of
 //! the status subresource. `lastTransitionTime` is kept while a condition's status holds; the
 //! only facts carried over are those the cluster no longer shows (start and completion time,
 //! the terminal phase once the children are torn down).
@@ -15,8 +16,8 @@ use serde_json::json;
 
 use super::observe::Observed;
 use super::plan::Plan;
-use super::throughput;
 use super::validate::{ValidateError, ValidatedJob};
+use super::{gpu, throughput};
 use crate::FIELD_MANAGER;
 use crate::error::{Error, Result};
 
@@ -91,6 +92,14 @@ pub fn compute(
         (Some(j), Some(s)) if j.failed.is_some() => {
             (false, "ShardsFailed", format!("{} of {total} shards failed", s.failed))
         }
+        (Some(j), Some(_)) if j.suspended && v.kueue() => {
+            let queue = v.kueue_labels.get(super::validate::KUEUE_QUEUE_LABEL).cloned().unwrap_or_default();
+            (
+                false,
+                "AwaitingAdmission",
+                format!("the shards Job waits for Kueue to admit it (queue {queue})"),
+            )
+        }
         (Some(_), Some(s)) => {
             (false, "InProgress", format!("{}/{total} shards done, {} running", s.succeeded, s.active))
         }
@@ -138,7 +147,7 @@ pub fn compute(
         (true, _) => Some(Time(now)),
         _ => None,
     };
-    LabelJobStatus {
+    let mut status = LabelJobStatus {
         phase: Some(plan.phase),
         progress: images.map(|i| format!("{}/{}", i.processed, i.total)),
         conditions: conds,
@@ -157,7 +166,16 @@ pub fn compute(
             .as_ref()
             .map(|p| p.manifest_digest.clone())
             .or(prev.manifest_digest.clone()),
+        ..LabelJobStatus::default()
+    };
+    // GPU time: carried over unless the status is written anyway or it must be brought up to date.
+    gpu::GpuTime::of(prev).set(&mut status);
+    let held = (!plan.phase.is_finished()).then(|| gpu::held(v, obs.deployment));
+    let advanced = gpu::advance(v, prev, held, now);
+    if plan.finished_now || status != *prev || gpu::due(prev, &advanced, now) {
+        advanced.set(&mut status);
     }
+    status
 }
 
 /// The status of a LabelJob whose spec is invalid: SpecValid=False with the reasons (pure).

@@ -3,8 +3,9 @@
 //! apiserver while a stand-in for the Job and Deployment controllers moves the children along
 //! (pods start, the plan and the shards finish, the store gets `plan.json` and the progress
 //! files), and the test counts reconcile passes and apiserver requests over a 2-image job's
-//! whole life, the credentials Secret read through the real `StoreProgress` included. Now: 15
-//! passes, 42 requests (32 besides the start-up LIST+WATCH); with the wiring before the watch
+//! whole life, the credentials Secret read through the real `StoreProgress` included, and checks
+//! that the operator's own metrics (`rest_client_requests_total`, `controller_runtime_reconcile_total`)
+//! saw the same. Now: 15 passes, 38 requests (28 besides the start-up LIST+WATCH); with the wiring before the watch
 //! caches (a GET of every child and an apply of every wanted child each pass, status writes
 //! echoing back as passes): 17 passes, 187 requests.
 //!
@@ -81,7 +82,9 @@ async fn play(fake: Arc<FakeApiServer>, path: String, out: std::path::PathBuf) {
 
 #[tokio::test(start_paused = true)]
 async fn a_two_image_job_costs_few_passes_and_requests() {
-    let (fake, client) = FakeApiServer::start();
+    let (registry, metrics) = Metrics::new_registry();
+    let metrics = Arc::new(metrics);
+    let (fake, client) = FakeApiServer::start_counted(metrics.rest.clone());
     let fake = Arc::new(fake);
     let out = std::env::temp_dir().join(format!("labeljob-op-cost-{}", std::process::id()));
     std::fs::create_dir_all(&out).expect("mkdir");
@@ -99,11 +102,11 @@ async fn a_two_image_job_costs_few_passes_and_requests() {
     );
 
     let c = client.clone();
+    let m = metrics.clone();
     let make = move |stores| {
-        let (_registry, metrics) = Metrics::new_registry();
         let recorder = EventRecorder::new(c.clone(), "labeljob-operator", None);
         let progress = crate::progress::store_source(c.clone());
-        Context::new(c, recorder, Arc::new(metrics), OperatorConfig::default(), progress).with_stores(stores)
+        Context::new(c, recorder, m, OperatorConfig::default(), progress).with_stores(stores)
     };
     let (ctx, results) = crate::runtime::controller(&client, Some(NS), make, false);
     let controller = tokio::spawn(results.for_each(|_| async {}));
@@ -172,6 +175,28 @@ async fn a_two_image_job_costs_few_passes_and_requests() {
         "torn down"
     );
     assert!(ctx.passes() <= MAX_PASSES, "{} passes", ctx.passes());
+    // The operator's metrics saw the same: every request by verb and code, every pass by result.
+    let text = crate::metrics::encode(&registry).expect("metrics");
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(sum("rest_client_requests_total{") as usize, total(&later), "{text}");
+    assert_eq!(
+        metrics.rest.get("patch", "200"),
+        later.iter().filter(|(k, _)| k.starts_with("PATCH ")).map(|(_, n)| *n as u64).sum::<u64>()
+    );
+    assert_eq!(sum("controller_runtime_reconcile_total{") as u64, ctx.passes(), "{text}");
+    assert_eq!(sum("controller_runtime_reconcile_errors_total{"), 0.0);
+    assert!(text.contains("workqueue_depth{name=\"labeljob\"} 0"), "nothing waits: {text}");
+    println!(
+        "metrics: rest_client_requests_total {} (patch/200: {}), controller_runtime_reconcile_total {}",
+        sum("rest_client_requests_total{"),
+        metrics.rest.get("patch", "200"),
+        sum("controller_runtime_reconcile_total{")
+    );
     assert!(requests <= MAX_REQUESTS, "{requests} requests: {counts:?}");
     fake.assert_requests_allowed_by_rbac();
     std::fs::remove_dir_all(&out).expect("cleanup");

@@ -1,12 +1,20 @@
 //! Step 1 — validate (pure). Runs `labeljob_api::validate_spec` plus what only the operator
 //! cares about (child names fit DNS labels, Secret names are Kubernetes names, an inference
-//! Deployment that can become ready) and returns a [`ValidatedJob`]: the only input `build`
-//! accepts, so nothing is built from an unchecked spec.
+//! Deployment that can become ready, no `spec.suspend` on a job Kueue admits) and returns a
+//! [`ValidatedJob`]: the only input `build` accepts, so nothing is built from an unchecked spec.
+//! It also picks up the LabelJob's Kueue labels, which its children carry.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use labeljob_api::validate::{FieldError, SpecErrors};
 use labeljob_api::{LabelJob, LabelJobSpec, validate_spec};
+
+/// The label Kueue admits a workload by: the name of its LocalQueue.
+pub const KUEUE_QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
+/// Kueue's label naming a WorkloadPriorityClass.
+pub const KUEUE_PRIORITY_LABEL: &str = "kueue.x-k8s.io/priority-class";
 
 /// Longest child suffix (`-inference`): child names must fit a 63-character DNS label.
 pub const MAX_NAME_LEN: usize = 63 - "-inference".len();
@@ -45,6 +53,17 @@ pub struct ValidatedJob {
     pub owner: OwnerReference,
     /// The checked spec.
     pub spec: LabelJobSpec,
+    /// The LabelJob's Kueue labels ([`KUEUE_QUEUE_LABEL`], [`KUEUE_PRIORITY_LABEL`]): its
+    /// children carry them, and with a queue name Kueue admits (unsuspends) its Jobs.
+    pub kueue_labels: BTreeMap<String, String>,
+}
+
+impl ValidatedJob {
+    /// Whether Kueue admits this job (it names a LocalQueue): its Jobs are created suspended
+    /// and only Kueue unsuspends them.
+    pub fn kueue(&self) -> bool {
+        self.kueue_labels.contains_key(KUEUE_QUEUE_LABEL)
+    }
 }
 
 /// Whether `s` is a DNS subdomain (what the apiserver requires of most object names).
@@ -60,8 +79,18 @@ pub fn is_dns_subdomain(s: &str) -> bool {
 }
 
 /// Checks of the spec that only the operator needs.
-fn operator_checks(spec: &LabelJobSpec) -> Vec<FieldError> {
+fn operator_checks(spec: &LabelJobSpec, kueue: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    if kueue && spec.suspend {
+        errs.push(FieldError {
+            field: "suspend",
+            message: format!(
+                "a LabelJob labelled {KUEUE_QUEUE_LABEL} is suspended and resumed by Kueue, which unsuspends \
+                 the Jobs it admits: stop its LocalQueue (spec.stopPolicy) or deactivate its Workloads \
+                 (spec.active: false) instead"
+            ),
+        });
+    }
     if spec.inference.endpoint.is_none() && spec.inference.replicas == Some(0) {
         errs.push(FieldError {
             field: "inference.replicas",
@@ -99,12 +128,25 @@ pub fn validate(lj: &LabelJob) -> Result<ValidatedJob, ValidateError> {
         Ok(()) => Vec::new(),
         Err(SpecErrors(errs)) => errs,
     };
-    errs.extend(operator_checks(&lj.spec));
+    let kueue_labels: BTreeMap<String, String> = lj
+        .labels()
+        .iter()
+        .filter(|(k, _)| [KUEUE_QUEUE_LABEL, KUEUE_PRIORITY_LABEL].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    errs.extend(operator_checks(&lj.spec, kueue_labels.contains_key(KUEUE_QUEUE_LABEL)));
     if !errs.is_empty() {
         return Err(SpecErrors(errs).into());
     }
     let owner = lj.controller_owner_ref(&()).ok_or(ValidateError::MissingMetadata("uid"))?;
-    Ok(ValidatedJob { name, namespace, generation: lj.metadata.generation, owner, spec: lj.spec.clone() })
+    Ok(ValidatedJob {
+        name,
+        namespace,
+        generation: lj.metadata.generation,
+        owner,
+        spec: lj.spec.clone(),
+        kueue_labels,
+    })
 }
 
 #[cfg(test)]
@@ -146,6 +188,25 @@ mod tests {
             ValidateError::NameTooLong { len, .. } => assert_eq!(len, 59),
             other => panic!("unexpected {other}"),
         }
+    }
+
+    #[test]
+    fn kueue_labels_are_picked_up_and_suspend_is_refused_with_them() {
+        let v = validate(&stored(sample("labeljob-kueue.yaml"), "ns")).expect("valid");
+        assert!(v.kueue());
+        assert_eq!(v.kueue_labels.get(KUEUE_QUEUE_LABEL).map(String::as_str), Some("gpu-queue"));
+        assert_eq!(v.kueue_labels.len(), 2, "queue name and priority class, nothing else");
+        assert!(!minimal().kueue());
+        let mut lj = stored(sample("labeljob-kueue.yaml"), "ns");
+        lj.spec.suspend = true;
+        assert_eq!(fields(validate(&lj).expect_err("suspend with Kueue")), ["suspend"]);
+        let mut lj = stored(sample("labeljob-minimal.yaml"), "ns");
+        lj.spec.suspend = true;
+        validate(&lj).expect("suspend without Kueue");
+    }
+
+    fn minimal() -> ValidatedJob {
+        validate(&stored(sample("labeljob-minimal.yaml"), "ns")).expect("valid")
     }
 
     #[test]

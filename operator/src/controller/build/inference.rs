@@ -1,6 +1,9 @@
 //! The inference Deployment and Service `NAME-inference`: `labeljob serve` on port 8000 with
 //! the LabelJob's resources, node selector and tolerations (e.g. `nvidia.com/gpu`), probed on
-//! the Open Inference Protocol health endpoints. Suspended jobs scale it to zero.
+//! the Open Inference Protocol health endpoints. Suspended jobs scale it to zero. With a Kueue
+//! queue name, the Deployment and its pod template carry the Kueue labels: Kueue's `deployment`
+//! integration (v0.15+) reads them from the Deployment, its `pod` integration (earlier
+//! releases) from each pod, which then waits behind Kueue's scheduling gate until admitted.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use labeljob_api::v1alpha1::Device;
 
-use super::{Child, INFERENCE_PORT, OperatorConfig, container, credentials_env, labels, meta, pod_spec};
+use super::{
+    Child, INFERENCE_PORT, OperatorConfig, container, credentials_env, labels_with_kueue, meta, pod_spec,
+};
 use crate::JOB_LABEL;
 use crate::controller::validate::ValidatedJob;
 
@@ -95,7 +100,10 @@ pub fn deployment(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Depl
             replicas: Some(if suspend { 0 } else { inf.replicas.unwrap_or(1) }),
             selector: LabelSelector { match_labels: Some(selector(v)), ..LabelSelector::default() },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels(v, "inference")), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels_with_kueue(v, "inference")),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(pod),
             },
             ..DeploymentSpec::default()

@@ -1,7 +1,12 @@
 //! The three worker Jobs: `NAME-plan` (`labeljob plan`), the Indexed `NAME-shards` (one
 //! `labeljob shard --index $(JOB_COMPLETION_INDEX)` pod per shard, retried per index) and
-//! `NAME-merge` (`labeljob merge`). Exit code 2 (bad job file) is never retried; the merge's
-//! exit code 3 (error budget exceeded) fails the Job at once; evictions do not count.
+//! `NAME-merge` (`labeljob merge`). The worker's exit codes ([`labeljob_store::exit`]) drive
+//! each Job's `podFailurePolicy`: `INVALID_JOB` (bad job file) is never retried, the merge's
+//! `ERROR_BUDGET` fails the Job at once, and a pod with the `DisruptionTarget` condition
+//! (eviction, spot preemption, node drain, Kueue preemption) is retried without counting toward
+//! `backoffLimit` / `backoffLimitPerIndex` — a retried shard resumes from its partial results.
+//! Kubernetes accepts a `podFailurePolicy` only with `restartPolicy: Never`, which every worker
+//! pod has.
 
 use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
@@ -9,30 +14,31 @@ use k8s_openapi::api::batch::v1::{
 };
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use labeljob_store::exit;
 
 use super::{
     Child, JOB_FILE, OperatorConfig, container, credentials_env, inference_endpoint, labels, meta, pod_spec,
 };
 use crate::controller::validate::ValidatedJob;
 
-/// Exit code of the worker for an unusable job file: retrying cannot help.
-pub const EXIT_BAD_CONFIG: i32 = 2;
-/// Exit code of `labeljob merge` when the error budget is exceeded.
-pub const EXIT_ERROR_BUDGET: i32 = 3;
+/// The restart policy of every worker pod (the only one `podFailurePolicy` allows).
+pub const RESTART_POLICY: &str = "Never";
 
-fn on_exit(container: &str, action: &str, codes: Vec<i32>) -> PodFailurePolicyRule {
+fn on_exit(container: &str, action: &str, codes: &[u8]) -> PodFailurePolicyRule {
     PodFailurePolicyRule {
         action: action.into(),
         on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
             container_name: Some(container.into()),
             operator: "In".into(),
-            values: codes,
+            values: codes.iter().copied().map(exit::k8s).collect(),
         }),
         on_pod_conditions: None,
     }
 }
 
-fn ignore_disruptions() -> PodFailurePolicyRule {
+/// Pods failed by a disruption (the `DisruptionTarget` condition: eviction, preemption, node
+/// shutdown) are retried without counting as a failure.
+pub fn ignore_disruptions() -> PodFailurePolicyRule {
     PodFailurePolicyRule {
         action: "Ignore".into(),
         on_exit_codes: None,
@@ -69,7 +75,7 @@ fn worker_job(
     }
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta { labels: Some(labels(v, component)), ..ObjectMeta::default() }),
-        spec: Some(pod_spec(v, cfg, c, "Never")),
+        spec: Some(pod_spec(v, cfg, c, RESTART_POLICY)),
     };
     Job { metadata: meta(v, child, component), spec: Some(JobSpec { template, ..spec }), ..Job::default() }
 }
@@ -84,7 +90,7 @@ pub fn plan_job(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Job {
         backoff_limit: Some(3),
         suspend: Some(suspend),
         pod_failure_policy: Some(PodFailurePolicy {
-            rules: vec![on_exit("plan", "FailJob", vec![EXIT_BAD_CONFIG]), ignore_disruptions()],
+            rules: vec![on_exit("plan", "FailJob", &[exit::INVALID_JOB]), ignore_disruptions()],
         }),
         ..JobSpec::default()
     };
@@ -105,7 +111,7 @@ pub fn shards_job(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Job 
         backoff_limit_per_index: Some(i32::try_from(w.backoff_limit_per_index).unwrap_or(0)),
         suspend: Some(suspend),
         pod_failure_policy: Some(PodFailurePolicy {
-            rules: vec![on_exit("shard", "FailIndex", vec![EXIT_BAD_CONFIG]), ignore_disruptions()],
+            rules: vec![on_exit("shard", "FailIndex", &[exit::INVALID_JOB]), ignore_disruptions()],
         }),
         ..JobSpec::default()
     };
@@ -119,7 +125,7 @@ pub fn merge_job(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Job {
         suspend: Some(suspend),
         pod_failure_policy: Some(PodFailurePolicy {
             rules: vec![
-                on_exit("merge", "FailJob", vec![EXIT_BAD_CONFIG, EXIT_ERROR_BUDGET]),
+                on_exit("merge", "FailJob", &[exit::INVALID_JOB, exit::ERROR_BUDGET]),
                 ignore_disruptions(),
             ],
         }),
