@@ -109,3 +109,21 @@ def test_two_runs_never_share_an_output(tmp_path, labeljob_bin, run_env):
     proc = run_labeljob(labeljob_bin, run_env, "run", job)
     assert "labelled 13 of 13 images" in proc.stdout
     assert not lock.exists(), "released at the end"
+
+
+def test_a_killed_merge_leaves_nothing_behind(tmp_path, labeljob_bin, run_env):
+    """Issue 9 case 12: what a merge killed mid-way left (its staging directory inside the
+    output, with half-written files) is removed by the next merge, and nothing else stays."""
+    src = photos_copy(tmp_path / "in")
+    out = tmp_path / "out"
+    job = write_job_fixed(tmp_path / "a.yaml", src, out, 2, "Resume")
+    run_labeljob(labeljob_bin, run_env, "run", job, "--no-progress")
+    left = out / ".merge-staging-killed"
+    (left / "yolo" / "labels").mkdir(parents=True)
+    (left / "annotations.json").write_text('{"images": [')
+    (left / "yolo" / "labels" / "dog.txt").write_text("0 0.5")
+    proc = run_labeljob(labeljob_bin, run_env, "run", job, "--no-progress")
+    assert "labelled 13 of 13 images" in proc.stdout, proc.stdout
+    assert not left.exists(), "the killed merge's staging directory is removed"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".merge-staging-")]
+    COCO(str(out / "annotations.json"))
