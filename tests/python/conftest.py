@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,28 @@ def run_measured(labeljob_bin, env, *args):
                           env=env, capture_output=True, text=True, timeout=120)
     *stderr, rss = proc.stderr.rstrip("\n").split("\n")
     return proc.returncode, proc.stdout, "\n".join(stderr), int(rss)
+
+
+class LocalHTTPServer:
+    """A ThreadingHTTPServer on 127.0.0.1 (a free port) serving `handler` on a thread while the
+    `with` block runs; stopped and closed at its end. `base` is its http:// URL. Subclasses
+    override `stopping` to release requests they hold before the server shuts down."""
+
+    def __init__(self, handler):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def stopping(self):
+        pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping()
+        self.httpd.shutdown()
+        self.thread.join()
+        self.httpd.server_close()

@@ -9,9 +9,9 @@ import json
 import shutil
 import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from conftest import PHOTOS, run_measured, write_job
+from conftest import LocalHTTPServer, PHOTOS, run_measured, write_job
 
 NAMES = ["a-dog.jpg", "b-eagle.jpg", "c-horses.jpg", "d-giraffe.jpg", "e-chelsea.png"]
 # the answer for the n-th infer request (images arrive in manifest order: concurrency 1)
@@ -50,7 +50,7 @@ def answer(kind):
     return head, binary
 
 
-class FakeServer:
+class FakeServer(LocalHTTPServer):
     def __init__(self):
         self.lock = threading.Lock()
         self.requests = 0
@@ -81,18 +81,7 @@ class FakeServer:
                 extra = [("Inference-Header-Content-Length", str(len(head)))] if binary else []
                 self.reply(head + binary, extra)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.thread.join()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def test_malformed_answers_fail_their_image_only(tmp_path, labeljob_bin, run_env):

@@ -7,9 +7,9 @@ labelled."""
 import json
 import shutil
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from conftest import PHOTOS, run_measured, write_job
+from conftest import LocalHTTPServer, PHOTOS, run_measured, write_job
 
 LIMIT = 256 << 20
 
@@ -39,7 +39,7 @@ def test_oversized_files_are_refused_unread(tmp_path, labeljob_bin, run_env):
     assert report["errorsByKind"] == {"too-large": 2}, report
 
 
-class HangingServer:
+class HangingServer(LocalHTTPServer):
     """127.0.0.1:0 serving a URL list of two photos and one URL that is accepted and never
     answered (its handler waits until the server is stopped)."""
 
@@ -64,20 +64,10 @@ class HangingServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
+    def stopping(self):
         self.release.set()
-        self.httpd.shutdown()
-        self.thread.join()
-        self.httpd.server_close()
 
 
 def test_a_url_that_never_answers_fails_alone_within_its_deadline(tmp_path, labeljob_bin, run_env):

@@ -15,20 +15,20 @@ import json
 import os
 import shutil
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import PHOTOS, run_labeljob, write_job
+from conftest import LocalHTTPServer, PHOTOS, run_labeljob, write_job
 
 SECRETS = ["sigSECRET1", "AKIASECRET2", "tokSECRET3", "pwSECRET4", "sasSECRET5"]
 INTERNAL = "INTERNAL-ONLY-ami-id-i-0abc"
 PHOTO_NAMES = ["dog.jpg", "eagle.jpg", "chelsea.png"]
 
 
-class Server:
+class Server(LocalHTTPServer):
     """A ThreadingHTTPServer on 127.0.0.1:0 serving the photos behind credentials."""
 
     def __init__(self):
@@ -44,18 +44,7 @@ class Server:
             def do_GET(self):
                 outer.handle(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.thread.join()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
     def list_text(self):
         host = self.base.removeprefix("http://")

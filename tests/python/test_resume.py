@@ -14,23 +14,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from conftest import free_port, run_labeljob, write_job
-from test_serve import photos, start_server, stop
+from conftest import run_labeljob, write_job
+from test_serve import photos, server  # noqa: F401 (server: the module-scoped serve fixture)
 
 COPIES = 20
 EXIT_INTERRUPTED = 143  # labeljob_store::exit::INTERRUPTED
-
-
-@pytest.fixture(scope="module")
-def server(labeljob_bin, run_env):
-    port = free_port()
-    proc = start_server(labeljob_bin, run_env, port)
-    try:
-        yield port
-    finally:
-        stop(proc)
 
 
 def inferred(port: int) -> int:
