@@ -17,7 +17,7 @@ mod labels;
 pub use execution::{
     DownloadTimeouts, MAX_BACKOFF_LIMIT_PER_INDEX, MAX_CONCURRENCY, MAX_SHARDS, WorkersSpec,
 };
-pub use labels::{DedupAction, DedupMode, DedupSpec, OutputFormat, ReviewMode, ReviewSpec};
+pub use labels::{Archive, DedupAction, DedupMode, DedupSpec, OutputFormat, ReviewMode, ReviewSpec};
 
 /// Label a set of images with a detection model and write one COCO file.
 ///
@@ -452,6 +452,12 @@ pub struct OutputSpec {
     #[serde(default = "labels::default_formats")]
     #[schemars(length(min = 1, max = 5))]
     pub formats: Vec<OutputFormat>,
+    /// How the per-image formats (`yolo`, `voc`) are packaged: `zip` (default) writes each as
+    /// one archive (`yolo.zip`, `voc.zip`: the file CVAT's and Ultralytics' importers take, and
+    /// one object in object storage instead of one per image); `none` writes directories
+    /// (`yolo/labels/<stem>.txt`, `voc/Annotations/<stem>.xml`).
+    #[serde(default)]
+    pub archive: Archive,
 }
 
 /// Handling of existing results under `output.uri`.

@@ -8,8 +8,8 @@ Formats are read from OUTPUT_DIR (never modified) in this layout:
 
     annotations.json              COCO (file of record; file_name = source URI)
     stems.jsonl                   {"id", "file_name", "stem", "ext"} per image, in id order
-    yolo/data.yaml, yolo/labels/<stem>.txt
-    voc/Annotations/<stem>.xml, voc/ImageSets/Main/default.txt, voc/labelmap.txt
+    yolo.zip or yolo/: data.yaml, labels/<stem>.txt
+    voc.zip or voc/: Annotations/<stem>.xml, ImageSets/Main/default.txt, labelmap.txt
     cvat/annotations.xml          CVAT for images 1.1
     labelstudio/config.xml, labelstudio/tasks.json
     review/annotations.json, review/labelstudio/tasks.json   (--subdir review: COCO + LS only)
@@ -24,6 +24,8 @@ symlinks, as a user would lay it out:
   cvat:  <tmp>/cvat/annotations.xml + images/<stem><ext> (the files must exist, sizes come from
          the XML)
   voc:   imported in place (sizes come from the XML; no JPEGImages needed)
+An archive (`output.archive: zip`, the default) is tested (every CRC) and extracted with Python's
+zipfile into the temporary folder first, as a user unpacks what CVAT or Ultralytics is given.
 Source images are looked up from each stems.jsonl file_name: under --images-dir by the longest
 tail of the URI path that exists there (so `a/cat.jpg` and `b/cat.jpg` stay apart), then as
 <stem><ext> there, then the file:// path itself.
@@ -274,10 +276,33 @@ def check_coco(base, ref, tmp, errors):
     return names, *dm_summary(items, names, key, "coco", errors)
 
 
+def format_dir(base, tmp, name):
+    """Where format `name`'s tree is: `base/<name>.zip` tested and extracted under tmp, else
+    the directory `base/<name>`."""
+    archive = base / f"{name}.zip"
+    if not archive.is_file():
+        return base / name
+    import zipfile
+
+    dest = tmp / "unzipped" / name
+    try:
+        with zipfile.ZipFile(archive) as z:
+            bad = z.testzip()
+            if bad is not None:
+                raise InputError(f"{name}: {archive.name}: entry {bad!r} fails its CRC check")
+            unsafe = [n for n in z.namelist() if n.startswith("/") or ".." in n.split("/")]
+            if unsafe:
+                raise InputError(f"{name}: {archive.name}: entries outside the archive root: {unsafe[:5]}")
+            z.extractall(dest)
+    except zipfile.BadZipFile as e:
+        raise InputError(f"{name}: {archive.name} is not a zip archive: {e}") from e
+    return dest
+
+
 def check_yolo(base, ref, tmp, images_dir, errors):
     import yaml
 
-    src = base / "yolo"
+    src = format_dir(base, tmp, "yolo")
     data = yaml.safe_load((src / "data.yaml").read_text())
     names = data.get("names")
     if isinstance(names, dict):
@@ -305,9 +330,10 @@ def check_yolo(base, ref, tmp, images_dir, errors):
 
 
 def check_voc(base, ref, tmp, errors):
-    items, names = dm_import(base / "voc", "voc", "voc")
+    src = format_dir(base, tmp, "voc")
+    items, names = dm_import(src, "voc", "voc")
     for item in items:
-        if not (base / "voc" / "Annotations" / f"{item.id}.xml").is_file():
+        if not (src / "Annotations" / f"{item.id}.xml").is_file():
             errors.append(f"voc: ImageSets/Main/default.txt lists {item.id!r} but Annotations/{item.id}.xml "
                           "is missing (datumaro then yields an empty item)")
     return names, *dm_summary(items, names, lambda item: item.id, "voc", errors)
@@ -520,8 +546,8 @@ def main(argv=None):
 
     present = {
         "coco": (base / "annotations.json").is_file(),
-        "yolo": (base / "yolo" / "data.yaml").is_file(),
-        "voc": (base / "voc" / "ImageSets" / "Main").is_dir(),
+        "yolo": (base / "yolo.zip").is_file() or (base / "yolo" / "data.yaml").is_file(),
+        "voc": (base / "voc.zip").is_file() or (base / "voc" / "ImageSets" / "Main").is_dir(),
         "cvat": (base / "cvat" / "annotations.xml").is_file(),
         "labelstudio": (base / "labelstudio" / "tasks.json").is_file(),
     }

@@ -66,10 +66,16 @@ def checker(out, *args):
     return json.loads(proc.stdout)
 
 
-def test_every_format_is_read_by_the_real_importers(tmp_path, labeljob_bin, run_env):
+@pytest.mark.parametrize("archive", ["zip", "none"])
+def test_every_format_is_read_by_the_real_importers(tmp_path, labeljob_bin, run_env, archive):
+    """`archive` as written in the job: the default (yolo.zip, voc.zip) or `none` (directories)."""
+    extra = "" if archive == "zip" else f"    archive: {archive}\n"
     path, out = job(tmp_path, "formats", PHOTOS, "", shards=2,
-                    output_extra="    formats: [coco, yolo, voc, cvat, labelstudio]\n")
+                    output_extra="    formats: [coco, yolo, voc, cvat, labelstudio]\n" + extra)
     run_labeljob(labeljob_bin, run_env, "run", path)
+    for fmt in ["yolo", "voc"]:
+        assert (out / f"{fmt}.zip").is_file() == (archive == "zip"), fmt
+        assert (out / fmt).is_dir() == (archive == "none"), fmt
     coco = load(out)
     got = checker(out)
     assert got["checks"]["ok"], got["checks"]["errors"]

@@ -127,3 +127,19 @@ def test_a_killed_merge_leaves_nothing_behind(tmp_path, labeljob_bin, run_env):
     assert not left.exists(), "the killed merge's staging directory is removed"
     assert not [p.name for p in out.iterdir() if p.name.startswith(".merge-staging-")]
     COCO(str(out / "annotations.json"))
+
+
+def test_changing_the_archive_keeps_one_copy_of_each_format(tmp_path, labeljob_bin, run_env):
+    """`output.archive` switched between runs: the output holds the new packaging only
+    (`yolo/` of an `archive: none` run is replaced by `yolo.zip`, and back)."""
+    src = photos_copy(tmp_path / "in")
+    out = tmp_path / "out"
+    job = write_job_fixed(tmp_path / "a.yaml", src, out, 2, "Resume")
+    base = job.read_text()
+    for archive, want, gone in [("none", "yolo", "yolo.zip"), ("zip", "yolo.zip", "yolo"),
+                                ("none", "yolo", "yolo.zip")]:
+        job.write_text(base + f"    formats: [coco, yolo, voc]\n    archive: {archive}\n")
+        proc = run_labeljob(labeljob_bin, run_env, "run", job, "--no-progress")
+        assert "labelled 13 of 13 images" in proc.stdout, proc.stdout
+        assert (out / want).exists() and not (out / gone).exists(), (archive, sorted(p.name for p in out.iterdir()))
+        assert (out / "voc.zip").exists() == (archive == "zip") != (out / "voc").is_dir()

@@ -1,8 +1,10 @@
 //! `make bench`: the merge with every output format vs COCO alone, on synthetic shards of
 //! 100,000 images × 10 boxes (`LABELJOB_BENCH_MERGE_IMAGES` to change the size), to a `file://`
-//! output. Both runs read the same shard files in the same process, one after the other, and the
-//! table gives the ratio (target: all formats ≤ 2× COCO alone). Also reported: peak RSS growth
-//! of each merge (bounded by one shard: 10,000 images here).
+//! output. The runs read the same shard files in the same process, one after the other: COCO
+//! alone, every format with the per-image formats as zip archives (the default), and every
+//! format as directories (`output.archive: none`, a file per image: the file system's floor is
+//! printed beside it). The table gives the ratios (target: all formats ≤ 2× COCO alone). Also
+//! reported: peak RSS growth of each merge (bounded by one shard: 10,000 images here).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,9 +18,10 @@ use labeljob_worker::shardfile::{Detection, ShardFile, ShardImage, Timings};
 
 const SHARDS: u32 = 10;
 
-fn job(out: &std::path::Path, formats: &str) -> String {
+/// `output` is the rest of the output mapping after the URI (formats, archive).
+fn job(out: &std::path::Path, output: &str) -> String {
     format!(
-        "apiVersion: labeljob.dev/v1alpha1\nkind: LabelJob\nmetadata: {{name: bench}}\nspec:\n  input: {{uri: 'file:///bench/in', dedup: {{mode: none}}}}\n  model: {{builtin: ssd-mobilenet-v2-coco}}\n  workers: {{shards: {SHARDS}}}\n  output: {{uri: 'file://{}', formats: [{formats}]}}\n",
+        "apiVersion: labeljob.dev/v1alpha1\nkind: LabelJob\nmetadata: {{name: bench}}\nspec:\n  input: {{uri: 'file:///bench/in', dedup: {{mode: none}}}}\n  model: {{builtin: ssd-mobilenet-v2-coco}}\n  workers: {{shards: {SHARDS}}}\n  output: {{uri: 'file://{}', {output}}}\n",
         out.display()
     )
 }
@@ -31,8 +34,8 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn context(out: &std::path::Path, formats: &str) -> Arc<JobContext> {
-    let job = parse_labeljob(&job(out, formats)).expect("bench job");
+async fn context(out: &std::path::Path, output: &str) -> Arc<JobContext> {
+    let job = parse_labeljob(&job(out, output)).expect("bench job");
     JobContext::from_job(job).await.expect("job context")
 }
 
@@ -90,9 +93,17 @@ async fn main() {
     let manifest = Manifest::new(entries);
     let dir = tempfile::tempdir().expect("tmp");
     let mut rows = Vec::new();
-    for (name, formats) in [("COCO only", "coco"), ("all formats", "coco, yolo, voc, cvat, labelstudio")] {
-        let out = dir.path().join(name.replace(' ', "-"));
-        let ctx = context(&out, formats).await;
+    let all = "formats: [coco, yolo, voc, cvat, labelstudio]";
+    for (i, (name, output)) in [
+        ("COCO only", "formats: [coco]".to_string()),
+        ("all formats (yolo, voc as zip: default)", all.to_string()),
+        ("all formats (archive: none, a file per image)", format!("{all}, archive: none")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.path().join(format!("run{i}"));
+        let ctx = context(&out, &output).await;
         write_shards(&ctx, &manifest).await;
         let rss0 = peak_rss_kib();
         let t = Instant::now();
@@ -133,9 +144,10 @@ async fn main() {
     }
     let floor = t.elapsed().as_secs_f64();
     println!("| floor: create {} files, nothing else | {floor:.2} | | | | |", 2 * n);
-    let ratio = rows[1].1 / rows[0].1;
     println!(
-        "\nall formats ÷ COCO only: {ratio:.2}× (target ≤ 2.0×); all formats ÷ (COCO only + file floor): {:.2}×",
-        rows[1].1 / (rows[0].1 + floor)
+        "\nall formats ÷ COCO only: {:.2}× (target ≤ 2.0×); with archive: none {:.2}×, ÷ (COCO only + file floor) {:.2}×",
+        rows[1].1 / rows[0].1,
+        rows[2].1 / rows[0].1,
+        rows[2].1 / (rows[0].1 + floor)
     );
 }

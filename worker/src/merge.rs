@@ -289,7 +289,7 @@ pub async fn merge(
         ctx.model.sha256.clone(),
         ctx.name().to_string(),
     );
-    let main = ExportSet::create(&staging, &spec.output.formats, &meta, true)?;
+    let main = ExportSet::create(&staging, &spec.output.formats, spec.output.archive, &meta, true)?;
     let review_formats: Vec<OutputFormat> = spec
         .output
         .formats
@@ -298,7 +298,13 @@ pub async fn merge(
         .filter(|f| matches!(f, OutputFormat::Coco | OutputFormat::Labelstudio))
         .collect();
     let review = match &spec.review {
-        Some(_) => Some(ExportSet::create(&staging.join(layout::REVIEW_DIR), &review_formats, &meta, false)?),
+        Some(_) => Some(ExportSet::create(
+            &staging.join(layout::REVIEW_DIR),
+            &review_formats,
+            spec.output.archive,
+            &meta,
+            false,
+        )?),
         None => None,
     };
     let mut tally = Tally {

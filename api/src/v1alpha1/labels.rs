@@ -25,6 +25,17 @@ pub enum OutputFormat {
     Labelstudio,
 }
 
+/// Packaging of the per-image formats (`output.archive`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Archive {
+    /// One zip archive per format (`yolo.zip`, `voc.zip`), entries stored uncompressed.
+    #[default]
+    Zip,
+    /// Directories with one file per image.
+    None,
+}
+
 pub(crate) fn default_formats() -> Vec<OutputFormat> {
     vec![OutputFormat::Coco]
 }

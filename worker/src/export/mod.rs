@@ -9,8 +9,8 @@
 //! ```text
 //! annotations.json results.json     COCO dataset and loadRes list
 //! stems.jsonl                       {"id","file_name","stem","ext"} per image (yolo, voc, cvat names)
-//! yolo/data.yaml yolo/labels/<stem>.txt
-//! voc/Annotations/<stem>.xml voc/ImageSets/Main/default.txt voc/labelmap.txt
+//! yolo.zip: data.yaml labels/<stem>.txt           (`output.archive: none`: the same under yolo/)
+//! voc.zip: Annotations/<stem>.xml ImageSets/Main/default.txt labelmap.txt   (or under voc/)
 //! cvat/annotations.xml
 //! labelstudio/tasks.json labelstudio/config.xml
 //! ```
@@ -19,6 +19,7 @@ mod coco;
 mod cvat;
 mod labelstudio;
 mod stems;
+mod tree;
 mod voc;
 mod yolo;
 
@@ -29,7 +30,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use futures::StreamExt;
-use labeljob_api::v1alpha1::OutputFormat;
+use labeljob_api::v1alpha1::{Archive, OutputFormat};
 use labeljob_store::{Location, StoreError};
 
 use crate::model::classes::Category;
@@ -158,10 +159,12 @@ pub struct ExportSet {
 }
 
 impl ExportSet {
-    /// Writers for `formats` (COCO always) under `root`; `results` also writes `results.json`.
+    /// Writers for `formats` (COCO always) under `root`, the per-image formats packaged per
+    /// `archive`; `results` also writes `results.json`.
     pub fn create(
         root: &Path,
         formats: &[OutputFormat],
+        archive: Archive,
         meta: &ExportMeta,
         results: bool,
     ) -> std::io::Result<Self> {
@@ -173,8 +176,12 @@ impl ExportSet {
         for f in formats {
             match f {
                 OutputFormat::Coco => {}
-                OutputFormat::Yolo => writers.push(("yolo", Box::new(yolo::YoloWriter::create(root, meta)?))),
-                OutputFormat::Voc => writers.push(("voc", Box::new(voc::VocWriter::create(root, meta)?))),
+                OutputFormat::Yolo => {
+                    writers.push(("yolo", Box::new(yolo::YoloWriter::create(root, meta, archive)?)))
+                }
+                OutputFormat::Voc => {
+                    writers.push(("voc", Box::new(voc::VocWriter::create(root, meta, archive)?)))
+                }
                 OutputFormat::Cvat => writers.push(("cvat", Box::new(cvat::CvatWriter::create(root, meta)?))),
                 OutputFormat::Labelstudio => writers
                     .push(("labelstudio", Box::new(labelstudio::LabelStudioWriter::create(root, meta)?))),
@@ -227,11 +234,6 @@ impl ExportSet {
         }
         first
     }
-}
-
-/// Write one per-image file; an error names the file.
-fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// Append `v` with `places` decimals (at most 9), rounded half away from zero: what `{:.N}`
@@ -298,8 +300,26 @@ fn rename_into(root: &Path, dir: &Path) -> Result<u64, StoreError> {
             std::fs::rename(&target, &old).map_err(io(&target))?;
         }
         std::fs::rename(e.path(), &target).map_err(io(&target))?;
+        remove_other_packaging(dir, &e.file_name().to_string_lossy()).map_err(io(dir))?;
     }
     Ok(files)
+}
+
+/// The formats written per image, packaged per `output.archive` (`<name>.zip` or `<name>/`).
+const PER_IMAGE_FORMATS: [&str; 2] = ["yolo", "voc"];
+
+/// A `file://` output that just received `yolo.zip` loses the `yolo/` of an earlier run with
+/// `archive: none`, and the other way round, so that the output holds one current copy.
+fn remove_other_packaging(dir: &Path, published: &str) -> std::io::Result<()> {
+    for f in PER_IMAGE_FORMATS {
+        let zip = format!("{f}.zip");
+        if published == zip && dir.join(f).is_dir() {
+            std::fs::remove_dir_all(dir.join(f))?;
+        } else if published == f && dir.join(&zip).is_file() {
+            std::fs::remove_file(dir.join(&zip))?;
+        }
+    }
+    Ok(())
 }
 
 fn count_files(root: &Path) -> std::io::Result<u64> {

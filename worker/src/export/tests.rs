@@ -8,8 +8,31 @@ fn meta() -> ExportMeta {
     ExportMeta::new(vec![cat(1, "person"), cat(10, "traffic light")], "ab".repeat(32), "j<1>".into())
 }
 
+/// `rel` of the tree written with `archive`: `yolo/labels/x.txt` is `labels/x.txt` in `yolo.zip`.
+fn read_tree(root: &std::path::Path, archive: Archive, rel: &str) -> String {
+    let (format, inner) = rel.split_once('/').expect("format/path");
+    match archive {
+        Archive::None => std::fs::read_to_string(root.join(rel)).expect(rel),
+        Archive::Zip => {
+            let file = std::fs::File::open(root.join(format!("{format}.zip"))).expect("zip");
+            let mut zip = zip::ZipArchive::new(file).expect("a zip archive");
+            let mut entry = zip.by_name(inner).expect(rel);
+            assert_eq!(entry.compression(), zip::CompressionMethod::Stored);
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).expect("utf-8");
+            text
+        }
+    }
+}
+
 #[test]
 fn every_format_writes_its_files() {
+    for archive in [Archive::Zip, Archive::None] {
+        every_format_writes_its_files_as(archive);
+    }
+}
+
+fn every_format_writes_its_files_as(archive: Archive) {
     let dir = tempfile::tempdir().expect("tmp");
     let all = [
         OutputFormat::Coco,
@@ -18,7 +41,7 @@ fn every_format_writes_its_files() {
         OutputFormat::Cvat,
         OutputFormat::Labelstudio,
     ];
-    let mut set = ExportSet::create(dir.path(), &all, &meta(), true).expect("create");
+    let mut set = ExportSet::create(dir.path(), &all, archive, &meta(), true).expect("create");
     let mut stems = Stems::default();
     let dets = [
         Detection { bbox: [10.0, 20.0, 30.0, 40.0], score: 0.9, category_id: 1 },
@@ -48,6 +71,7 @@ fn every_format_writes_its_files() {
     assert_eq!(set.images(), 2);
     set.finish(&serde_json::json!({"x": 1})).expect("finish");
     let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).expect(p);
+    let tree = |p: &str| read_tree(dir.path(), archive, p);
 
     let coco: serde_json::Value = serde_json::from_str(&read("annotations.json")).expect("json");
     assert_eq!(coco["images"][1]["review"], true);
@@ -57,17 +81,17 @@ fn every_format_writes_its_files() {
     assert_eq!(results.as_array().map(Vec::len), Some(2));
 
     assert_eq!(
-        read("yolo/labels/a&b.txt"),
+        tree("yolo/labels/a&b.txt"),
         "0 0.250000 0.700000 0.300000 0.600000\n1 0.240000 0.100000 0.480000 0.200000\n"
     );
-    assert_eq!(read("yolo/labels/a&b_1.txt"), "", "an empty file for an image without boxes");
-    assert!(read("yolo/data.yaml").contains("names:\n  0: \"person\"\n  1: \"traffic light\"\n"));
+    assert_eq!(tree("yolo/labels/a&b_1.txt"), "", "an empty file for an image without boxes");
+    assert!(tree("yolo/data.yaml").contains("names:\n  0: \"person\"\n  1: \"traffic light\"\n"));
 
-    let voc = read("voc/Annotations/a&b.xml");
+    let voc = tree("voc/Annotations/a&b.xml");
     assert!(voc.contains("<filename>a&amp;b.jpg</filename>"), "{voc}");
     assert!(voc.contains("<xmin>0</xmin><ymin>0</ymin><xmax>48</xmax><ymax>10</ymax>"), "clamped: {voc}");
-    assert_eq!(read("voc/ImageSets/Main/default.txt"), "a&b\na&b_1\n");
-    assert!(read("voc/labelmap.txt").contains("traffic light:::\n"));
+    assert_eq!(tree("voc/ImageSets/Main/default.txt"), "a&b\na&b_1\n");
+    assert!(tree("voc/labelmap.txt").contains("traffic light:::\n"));
 
     let cvat = read("cvat/annotations.xml");
     assert!(cvat.contains("<name>j&lt;1&gt;</name>") && cvat.contains("<size>2</size>"), "{cvat}");
@@ -81,6 +105,42 @@ fn every_format_writes_its_files() {
     assert!(read("labelstudio/config.xml").contains("<Label value=\"traffic light\"/>"));
     let stems_file = read(labeljob_store::layout::STEMS);
     assert_eq!(stems_file.lines().count(), 2);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let per_image = match archive {
+        Archive::Zip => ["voc.zip", "yolo.zip"],
+        Archive::None => ["voc", "yolo"],
+    };
+    let want = ["annotations.json", "cvat", "labelstudio", "results.json", "stems.jsonl"];
+    let mut want: Vec<&str> = want.into_iter().chain(per_image).collect();
+    want.sort();
+    assert_eq!(names, want, "nothing else (no spool left) with {archive:?}");
+}
+
+#[test]
+fn a_zip_past_65535_entries_is_zip64_and_complete() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut tree = tree::Tree::create(dir.path(), "big", Archive::Zip, &[]).expect("create");
+    let list = tree.open_spool("list.txt").expect("spool");
+    let n = 70_000u32;
+    for i in 0..n {
+        tree.put(&format!("labels/{i}.txt"), format!("{i}\n").as_bytes()).expect("put");
+        std::io::Write::write_all(tree.spool(list), format!("{i}\n").as_bytes()).expect("list");
+    }
+    tree.finish().expect("finish");
+    let file = std::fs::File::open(dir.path().join("big.zip")).expect("zip");
+    let mut zip = zip::ZipArchive::new(file).expect("read back");
+    assert_eq!(zip.len(), n as usize + 1);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("labels/69999.txt").expect("last"), &mut text)
+        .expect("read");
+    assert_eq!(text, "69999\n");
+    text.clear();
+    std::io::Read::read_to_string(&mut zip.by_name("list.txt").expect("list"), &mut text).expect("read");
+    assert_eq!(text.lines().count(), n as usize);
 }
 
 #[test]
@@ -116,7 +176,8 @@ fn push_fixed_prints_what_format_prints() {
 #[test]
 fn a_failing_writer_is_reported_by_name() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut set = ExportSet::create(dir.path(), &[OutputFormat::Yolo], &meta(), false).expect("create");
+    let mut set =
+        ExportSet::create(dir.path(), &[OutputFormat::Yolo], Archive::None, &meta(), false).expect("create");
     std::fs::remove_dir_all(dir.path().join("yolo")).expect("rm");
     let mut stems = Stems::default();
     let mut first_error = None;

@@ -1,30 +1,32 @@
-//! Pascal VOC: `voc/Annotations/<stem>.xml` per image (integer pixel corners, rounded and
-//! clamped to the image, `difficult 0`; VOC has no score), `voc/ImageSets/Main/default.txt`
-//! listing the stems, and `voc/labelmap.txt` naming the classes (datumaro's labelmap form).
+//! Pascal VOC (in `voc.zip`, or under `voc/`): `Annotations/<stem>.xml` per image (integer
+//! pixel corners, rounded and clamped to the image, `difficult 0`; VOC has no score),
+//! `ImageSets/Main/default.txt` listing the stems, and `labelmap.txt` naming the classes
+//! (datumaro's labelmap form).
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write as _;
+use std::path::Path;
 
-use super::{ExportMeta, FormatWriter, OutImage, write_file, xml_escape};
+use labeljob_api::v1alpha1::Archive;
+
+use super::tree::Tree;
+use super::{ExportMeta, FormatWriter, OutImage, xml_escape};
 
 pub(super) struct VocWriter {
-    dir: PathBuf,
+    tree: Tree,
     meta: ExportMeta,
     /// Class names as VOC spells them (XML-escaped, `:` → `_`), by position.
     names: Vec<String>,
-    list: BufWriter<File>,
+    /// The spooled `ImageSets/Main/default.txt`.
+    list: usize,
 }
 
 impl VocWriter {
-    pub(super) fn create(root: &Path, meta: &ExportMeta) -> std::io::Result<Self> {
-        let dir = root.join("voc");
-        std::fs::create_dir_all(dir.join("Annotations"))?;
-        std::fs::create_dir_all(dir.join("ImageSets").join("Main"))?;
-        let list = BufWriter::new(File::create(dir.join("ImageSets").join("Main").join("default.txt"))?);
+    pub(super) fn create(root: &Path, meta: &ExportMeta, archive: Archive) -> std::io::Result<Self> {
+        let mut tree = Tree::create(root, "voc", archive, &["Annotations", "ImageSets/Main"])?;
+        let list = tree.open_spool("ImageSets/Main/default.txt")?;
         let names = meta.names_by_position(|n| xml_escape(&n.replace(':', "_")));
-        Ok(Self { dir, meta: meta.clone(), names, list })
+        Ok(Self { tree, meta: meta.clone(), names, list })
     }
 }
 
@@ -59,18 +61,17 @@ impl FormatWriter for VocWriter {
             );
         }
         x.push_str("</annotation>\n");
-        write_file(&self.dir.join("Annotations").join(format!("{}.xml", stem.stem)), xml.as_bytes())?;
-        writeln!(self.list, "{}", stem.stem)
+        self.tree.put(&format!("Annotations/{}.xml", stem.stem), xml.as_bytes())?;
+        writeln!(self.tree.spool(self.list), "{}", stem.stem)
     }
 
     fn finish(self: Box<Self>, _info: &serde_json::Value) -> std::io::Result<()> {
-        let mut list = self.list;
-        list.flush()?;
-        let mut out = BufWriter::new(File::create(self.dir.join("labelmap.txt"))?);
-        writeln!(out, "# label:color_rgb:parts:actions")?;
-        for c in &self.meta.categories {
-            writeln!(out, "{}:::", c.name.replace(':', "_"))?;
+        let Self { mut tree, meta, .. } = *self;
+        let mut out = String::from("# label:color_rgb:parts:actions\n");
+        for c in &meta.categories {
+            let _ = writeln!(out, "{}:::", c.name.replace(':', "_"));
         }
-        out.flush()
+        tree.put("labelmap.txt", out.as_bytes())?;
+        tree.finish()
     }
 }

@@ -1,25 +1,24 @@
-//! Ultralytics YOLO: `yolo/labels/<stem>.txt` with one `class cx cy w h` line per box
+//! Ultralytics YOLO: `labels/<stem>.txt` (in `yolo.zip`, or under `yolo/`) with one `class cx cy w h` line per box
 //! (normalised to 0–1, six fixed decimals, no score column: the training-label form every
-//! importer reads) and `yolo/data.yaml` with the class names by index (the categories in id
+//! importer reads) and `data.yaml` with the class names by index (the categories in id
 //! order). An image without boxes gets an empty file (a background image).
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{ExportMeta, FormatWriter, OutImage, push_fixed, write_file};
+use labeljob_api::v1alpha1::Archive;
+
+use super::tree::Tree;
+use super::{ExportMeta, FormatWriter, OutImage, push_fixed};
 
 pub(super) struct YoloWriter {
-    dir: PathBuf,
+    tree: Tree,
     meta: ExportMeta,
 }
 
 impl YoloWriter {
-    pub(super) fn create(root: &Path, meta: &ExportMeta) -> std::io::Result<Self> {
-        let dir = root.join("yolo");
-        std::fs::create_dir_all(dir.join("labels"))?;
-        Ok(Self { dir, meta: meta.clone() })
+    pub(super) fn create(root: &Path, meta: &ExportMeta, archive: Archive) -> std::io::Result<Self> {
+        Ok(Self { tree: Tree::create(root, "yolo", archive, &["labels"])?, meta: meta.clone() })
     }
 }
 
@@ -40,19 +39,19 @@ impl FormatWriter for YoloWriter {
             }
             line.push('\n');
         }
-        write_file(&self.dir.join("labels").join(format!("{}.txt", img.stem.stem)), line.as_bytes())
+        self.tree.put(&format!("labels/{}.txt", img.stem.stem), line.as_bytes())
     }
 
     fn finish(self: Box<Self>, _info: &serde_json::Value) -> std::io::Result<()> {
-        let mut out = BufWriter::new(File::create(self.dir.join("data.yaml"))?);
-        writeln!(
-            out,
-            "# Ultralytics dataset written by labeljob: put the images in images/ (names in ../stems.jsonl)"
-        )?;
-        writeln!(out, "train: images\nval: images\nnc: {}\nnames:", self.meta.categories.len())?;
-        for (i, c) in self.meta.categories.iter().enumerate() {
-            writeln!(out, "  {i}: {}", serde_json::to_string(&c.name)?)?;
+        let Self { mut tree, meta } = *self;
+        let mut out = String::from(
+            "# Ultralytics dataset written by labeljob: put the images in images/ (names in stems.jsonl)\n",
+        );
+        let _ = writeln!(out, "train: images\nval: images\nnc: {}\nnames:", meta.categories.len());
+        for (i, c) in meta.categories.iter().enumerate() {
+            let _ = writeln!(out, "  {i}: {}", serde_json::to_string(&c.name)?);
         }
-        out.flush()
+        tree.put("data.yaml", out.as_bytes())?;
+        tree.finish()
     }
 }
