@@ -1,4 +1,4 @@
-//! Step 5 — build (pure). Turns a [`ValidatedJob`] and the [`Want`] that `decide` made into the
+//! Step 4 — build (pure). Turns a [`ValidatedJob`] and the [`Want`] that `decide` made into the
 //! children to apply, one builder per row of the child table ([`Child`]): ConfigMap `NAME-job`
 //! (the LabelJob document the worker reads), Job `NAME-plan`, Deployment + Service
 //! `NAME-inference`, Indexed Job `NAME-shards`, Job `NAME-merge`. Every
