@@ -251,12 +251,13 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::parse_labeljob;
     use crate::v1alpha1::OutputFormat;
 
-    fn spec(extra: &str) -> LabelJobSpec {
+    /// A minimal valid spec (builtin model, file input and output) with `extra` YAML under it.
+    pub(crate) fn spec(extra: &str) -> LabelJobSpec {
         let yaml = format!(
             "apiVersion: labeljob.dev/v1alpha1\nkind: LabelJob\nmetadata: {{name: a}}\nspec:\n  input: {{uri: 'file:///in'}}\n  model: {{builtin: ssd-mobilenet-v2-coco}}\n  output: {{uri: 'file:///out'}}\n{extra}"
         );

@@ -1,14 +1,17 @@
 //! The reconcile loop for `LabelJob`. [`reconcile`] wraps the pipeline in `finalizer()`:
-//! validate (pure) → observe (children, progress) → plan (pure: phase and wanted children) →
+//! validate (pure) → observe (children, progress) → decide (pure: phase and wanted children) →
 //! build (pure) → apply (SSA, owner references) → status (SSA of the status subresource) →
-//! teardown (in `apply`) and TTL. Errors carry a category that becomes a Warning Event reason and a metric
-//! label; [`error_policy`] waits for a change on invalid specs and backs off otherwise.
+//! teardown (in `apply`) and TTL. The children are one table (`children.rs`) that observe,
+//! build, apply and teardown iterate. Errors carry a category that becomes a Warning Event
+//! reason and a metric label; [`error_policy`] waits for a change on invalid specs and backs
+//! off otherwise.
 
 pub mod apply;
 pub mod build;
+pub mod children;
+pub mod decide;
 pub mod gpu;
 pub mod observe;
-pub mod plan;
 pub mod status;
 pub mod throughput;
 pub mod validate;
@@ -105,7 +108,7 @@ impl Context {
     }
 
     /// The children of `lj`, from the caches once they hold their first listing.
-    async fn children(&self, ns: &str, name: &str) -> Result<observe::Live> {
+    async fn children(&self, ns: &str, name: &str) -> Result<children::Objects> {
         if let Some(stores) = &self.stores
             && !stores.ready(CACHE_SYNC_TIMEOUT).await
         {
@@ -116,7 +119,7 @@ impl Context {
 
     /// Delete the children in `live` not deleted already (by uid), forgetting uids the cache
     /// no longer shows.
-    async fn delete_children(&self, lj: &LabelJob, live: &observe::Live) -> Result<usize> {
+    async fn delete_children(&self, lj: &LabelJob, live: &children::Objects) -> Result<usize> {
         let k = key(lj);
         let mut done = self.deleted.lock().ok().and_then(|mut d| d.remove(&k)).unwrap_or_default();
         let shown: HashSet<String> = live.existing().into_iter().map(|(_, _, uid)| uid).collect();
@@ -241,44 +244,44 @@ async fn apply_labeljob(lj: &LabelJob, api: &Api<LabelJob>, ctx: &Context) -> Re
     }
     let obs =
         observe::observe(&ctx.client, ctx.stores.as_ref(), ctx.progress.as_ref(), lj, &v, reads).await?;
-    let plan = plan::plan(&v, &prev, &obs, now);
-    let children = build::build(&v, &plan, &ctx.config).map_err(|e| match e {
+    let decision = decide::decide(&v, &prev, &obs, now);
+    let children = build::build(&v, &decision.want, &ctx.config).map_err(|e| match e {
         build::BuildError::JobFile(s) => Error::Serialize(s),
     })?;
     apply::apply(&ctx.client, &v.namespace, children, &obs.live).await?;
-    let new_status = status::compute(&v, &prev, &obs, &plan, now);
+    let new_status = status::compute(&v, &prev, &obs, &decision, now);
     // The terminal phase is recorded before any teardown, so a crash in between cannot make
     // a finished job look new.
     status::patch(api, lj, &new_status).await?;
-    ctx.metrics.set_phase(&key(lj), Some(plan.phase));
+    ctx.metrics.set_phase(&key(lj), Some(decision.phase));
 
-    if prev.phase != Some(plan.phase) {
+    if prev.phase != Some(decision.phase) {
         let from = prev.phase.map_or("none".to_string(), |p| p.to_string());
-        match &plan.failure {
-            Some(f) if plan.finished_now => {
+        match &decision.failure {
+            Some(f) if decision.finished_now => {
                 ctx.publish(lj, EventType::Warning, f.reason, "Fail", f.message.clone()).await;
             }
             _ => {
-                let note = format!("phase {from} → {}", plan.phase);
-                ctx.publish(lj, EventType::Normal, &plan.phase.to_string(), "Transition", note).await;
+                let note = format!("phase {from} → {}", decision.phase);
+                ctx.publish(lj, EventType::Normal, &decision.phase.to_string(), "Transition", note).await;
             }
         }
     }
-    if plan.teardown {
+    if decision.teardown {
         let n = ctx.delete_children(lj, &obs.live).await?;
         if n > 0 {
             ctx.publish(lj, EventType::Normal, "TornDown", "Teardown", format!("deleted {n} children")).await;
         }
     }
-    if plan.expired {
+    if decision.expired {
         tracing::info!("ttlSecondsAfterFinished elapsed: deleting the LabelJob");
         api.delete(&v.name, &DeleteParams::background()).await.map_err(Error::DeleteExpired)?;
         return Ok(Action::await_change());
     }
-    if let Some(after) = plan.requeue {
+    if let Some(after) = decision.requeue {
         ctx.metrics.queue.requeued(&key(lj), after);
     }
-    Ok(plan.requeue.map_or_else(Action::await_change, Action::requeue))
+    Ok(decision.requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// The LabelJob is being deleted: delete every child, then `finalizer()` drops the finalizer.

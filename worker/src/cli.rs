@@ -137,6 +137,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         Some(
             JobError::Document { .. }
             | JobError::Invalid { .. }
+            | JobError::Spec(_)
             | JobError::Read { .. }
             | JobError::UnknownClass(_)
             | JobError::Model(
@@ -297,18 +298,14 @@ async fn detector(
         return local_detector(ctx, local).await;
     };
     let spec = &ctx.job.spec;
-    let name = inference
-        .model_name
-        .clone()
-        .or_else(|| spec.model.builtin.clone())
-        .unwrap_or_else(|| labeljob_worker::serve::DEFAULT_FILE_MODEL_NAME.to_string());
+    let name = &ctx.settings.inference.model_name;
     if spec.postprocess.score_threshold < 0.05 {
         tracing::warn!(
             threshold = spec.postprocess.score_threshold,
             "labeljob serve returns scores >= its --score-threshold (default 0.05) only"
         );
     }
-    let client = OipClient::connect(&endpoint, &name, ctx.model.width, ctx.model.height, remote.options())
+    let client = OipClient::connect(&endpoint, name, ctx.model.width, ctx.model.height, remote.options())
         .await
         .with_context(|| format!("inference endpoint {endpoint}"))?;
     Ok(Arc::new(client))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use labeljob_api::v1alpha1::{LabelJob, OverwritePolicy, PostprocessSpec};
-use labeljob_api::{DocumentError, SpecErrors, parse_labeljob, validate_spec};
+use labeljob_api::{DocumentError, Resolved, SpecErrors, parse_labeljob, resolve};
 use labeljob_store::{InputSource, Location, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -44,6 +44,9 @@ pub enum JobError {
         #[source]
         source: SpecErrors,
     },
+    /// The spec of a job built in code breaks a rule.
+    #[error(transparent)]
+    Spec(#[from] SpecErrors),
     /// The model cannot be used.
     #[error(transparent)]
     Model(#[from] ModelConfigError),
@@ -69,6 +72,8 @@ pub enum JobError {
 pub struct JobContext {
     /// The LabelJob as written.
     pub job: LabelJob,
+    /// Its settings with every default filled in, as the operator builds from them.
+    pub settings: Resolved,
     /// The model.
     pub model: ModelConfig,
     /// Where images come from.
@@ -101,17 +106,24 @@ impl JobContext {
         let text = read_capped(path).map_err(|source| JobError::Read { path: path.into(), source })?;
         let mut job =
             parse_labeljob(&text).map_err(|source| JobError::Document { path: path.into(), source })?;
-        validate_spec(&job.spec).map_err(|source| JobError::Invalid { path: path.into(), source })?;
+        let settings =
+            resolve(&job.spec).map_err(|source| JobError::Invalid { path: path.into(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let spec = &mut job.spec;
         for uri in [&mut spec.input.uri, &mut spec.output.uri].into_iter().chain(spec.model.uri.as_mut()) {
             *uri = resolve_relative_file_uri(uri, base);
         }
-        Self::from_job(job).await
+        Self::with_settings(job, settings).await
     }
 
-    /// Resolve an already-parsed, valid job.
+    /// Check and resolve an already-parsed job.
     pub async fn from_job(job: LabelJob) -> Result<Arc<Self>, JobError> {
+        let settings = resolve(&job.spec)?;
+        Self::with_settings(job, settings).await
+    }
+
+    /// Open a checked job with its resolved `settings`.
+    async fn with_settings(job: LabelJob, settings: Resolved) -> Result<Arc<Self>, JobError> {
         labeljob_store::init_crypto();
         let spec = &job.spec;
         let fetched = match &spec.model.uri {
@@ -127,6 +139,7 @@ impl JobContext {
         let output = Location::parse(&spec.output.uri)?;
         Ok(Arc::new(Self {
             job,
+            settings,
             model,
             input,
             output,

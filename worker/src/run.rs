@@ -101,7 +101,7 @@ async fn run_locked(
         return Err(RunError::EmptyInput { uri: ctx.input.uri().to_string() });
     }
     let shards = ctx.shards();
-    let parallelism = ctx.job.spec.workers.parallelism.unwrap_or(shards).max(1) as usize;
+    let parallelism = ctx.settings.workers.parallelism.min(shards).max(1) as usize;
     let runner = ShardRunner::new(ctx.clone(), detector, decoders);
     let counters: Vec<Arc<Counters>> = (0..shards).map(|_| Arc::new(Counters::default())).collect();
 

@@ -118,16 +118,16 @@ pub fn engine_size(
 }
 
 /// Engine options for running a job's model in this process: `sessions` sessions of
-/// `threads` intra-op threads each.
+/// `threads` intra-op threads each, batching and device as the job's resolved settings say.
 pub fn local_engine_options(ctx: &JobContext, sessions: usize, threads: usize) -> EngineOptions {
-    let inf = &ctx.job.spec.inference;
+    let inf = &ctx.settings.inference;
     EngineOptions {
         sessions,
         threads_per_session: threads,
-        max_batch: inf.max_batch_size.unwrap_or(8) as usize,
-        max_delay: std::time::Duration::from_millis(u64::from(inf.max_batch_delay_ms.unwrap_or(2))),
+        max_batch: inf.max_batch_size as usize,
+        max_delay: std::time::Duration::from_millis(u64::from(inf.max_batch_delay_ms)),
         queue_capacity: 1024,
-        device: inf.device.unwrap_or(Device::Cpu),
+        device: inf.local_device,
         filter: ctx.filter.clone(),
     }
 }
@@ -161,7 +161,7 @@ pub fn start_engine(
     ctx: &Arc<JobContext>,
     args: &LocalEngineArgs,
 ) -> Result<Engine, crate::model::session::SessionError> {
-    let device = ctx.job.spec.inference.device.unwrap_or(Device::Cpu);
+    let device = ctx.settings.inference.local_device;
     let (sessions, threads) = engine_size(device, cores(), args.sessions, args.threads);
     tracing::debug!(sessions, threads, "starting the inference engine");
     Engine::start(ctx.model.clone(), local_engine_options(ctx, sessions, threads))

@@ -1,39 +1,35 @@
-//! Step 6 — apply, and teardown: the steps that write children. Server-side apply of each
-//! wanted child under the one field manager `labeljob-operator` (forced: the operator owns these
-//! fields) — only when the live child (from the watch cache) lacks it or differs from it in a
-//! field the operator sets ([`covers`]: fields the apiserver or other controllers add do not
-//! count), so a steady pass writes nothing and a child edited by hand is put back. Applying is
-//! idempotent, so a restarted operator never creates duplicates. Teardown deletes the children
-//! that exist (Jobs with propagationPolicy Background so their pods go too, the Deployment, the
-//! Service, the ConfigMap) when a job ends with the `Delete` policy, and from the finalizer when
-//! the LabelJob is deleted mid-run; a child already gone is fine, one already deleted by this
-//! process (still in a lagging cache) is not deleted again; the LabelJob and the output are
-//! never touched.
+//! Step 5 — apply, and teardown: the steps that write children, row by row of the child table
+//! (`children.rs`). Server-side apply of each wanted child under the one field manager
+//! `labeljob-operator` (forced: the operator owns these fields) — only when the live child
+//! (from the watch cache) lacks it or differs from it in a field the operator sets ([`covers`]:
+//! fields the apiserver or other controllers add do not count), so a steady pass writes nothing
+//! and a child edited by hand is put back. Applying is idempotent, so a restarted operator never
+//! creates duplicates. Teardown deletes the children that exist, in the reverse of apply order
+//! (Jobs with propagationPolicy Background so their pods go too, then the Deployment, the
+//! Service, the ConfigMap), when a job ends with the `Delete` policy, and from the finalizer
+//! when the LabelJob is deleted mid-run; a child already gone is fine, one already deleted by
+//! this process (still in a lagging cache) is not deleted again; the LabelJob and the output
+//! are never touched.
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::build::Children;
-use super::observe::Live;
+use super::children::{ChildObject, Kind, Object, Objects};
 use crate::FIELD_MANAGER;
 use crate::error::{Error, Result};
 
-async fn ssa<K>(client: &Client, ns: &str, kind: &'static str, obj: K) -> Result<()>
+async fn ssa<K>(client: &Client, ns: &str, obj: K) -> Result<()>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + std::fmt::Debug,
+    K: ChildObject<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
 {
-    let name = obj.meta().name.clone().unwrap_or_default();
+    let (kind, name) = (K::KIND.as_str(), obj.meta().name.clone().unwrap_or_default());
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match api.patch(&name, &params, &Patch::Apply(&obj)).await {
@@ -42,6 +38,16 @@ where
             Ok(())
         }
         Err(source) => Err(Error::Apply { kind, name, source }),
+    }
+}
+
+/// Server-side apply of one child, whatever its kind.
+async fn ssa_object(client: &Client, ns: &str, obj: Object) -> Result<()> {
+    match obj {
+        Object::ConfigMap(o) => ssa(client, ns, *o).await,
+        Object::Job(o) => ssa(client, ns, *o).await,
+        Object::Deployment(o) => ssa(client, ns, *o).await,
+        Object::Service(o) => ssa(client, ns, *o).await,
     }
 }
 
@@ -62,7 +68,7 @@ pub fn covers(live: &Value, wanted: &Value) -> bool {
 }
 
 /// Whether `wanted` must be applied over `live`.
-fn differs<K: Serialize>(live: &Option<K>, wanted: &K) -> bool {
+fn differs(live: Option<&Object>, wanted: &Object) -> bool {
     let Some(live) = live else { return true };
     match (serde_json::to_value(live), serde_json::to_value(wanted)) {
         (Ok(l), Ok(w)) => !covers(&l, &w),
@@ -70,45 +76,24 @@ fn differs<K: Serialize>(live: &Option<K>, wanted: &K) -> bool {
     }
 }
 
-/// Apply the `children` that `live` lacks or shows differently, in namespace `ns`: the
-/// ConfigMap first (pods mount it), then the rest. Returns how many were applied.
-pub async fn apply(client: &Client, ns: &str, children: Children, live: &Live) -> Result<usize> {
-    let Children { config_map, plan_job, deployment, service, shards_job, merge_job } = children;
+/// Apply the `children` that `live` lacks or shows differently, in namespace `ns`, in the
+/// table's apply order (the ConfigMap first: pods mount it). Returns how many were applied.
+pub async fn apply(client: &Client, ns: &str, children: Objects, live: &Objects) -> Result<usize> {
     let mut applied = 0;
-    if let Some(c) = config_map.filter(|c| differs(&live.config_map, c)) {
-        ssa(client, ns, "ConfigMap", c).await?;
-        applied += 1;
-    }
-    if let Some(j) = plan_job.filter(|j| differs(&live.plan_job, j)) {
-        ssa(client, ns, "Job", j).await?;
-        applied += 1;
-    }
-    if let Some(s) = service.filter(|s| differs(&live.service, s)) {
-        ssa(client, ns, "Service", s).await?;
-        applied += 1;
-    }
-    if let Some(d) = deployment.filter(|d| differs(&live.deployment, d)) {
-        ssa(client, ns, "Deployment", d).await?;
-        applied += 1;
-    }
-    if let Some(j) = shards_job.filter(|j| differs(&live.shards_job, j)) {
-        ssa(client, ns, "Job", j).await?;
-        applied += 1;
-    }
-    if let Some(j) = merge_job.filter(|j| differs(&live.merge_job, j)) {
-        ssa(client, ns, "Job", j).await?;
-        applied += 1;
+    for (c, obj) in children.into_present() {
+        if differs(live[c].as_ref(), &obj) {
+            ssa_object(client, ns, obj).await?;
+            applied += 1;
+        }
     }
     Ok(applied)
 }
 
-async fn delete<K>(client: &Client, ns: &str, kind: &'static str, name: String) -> Result<bool>
+async fn delete<K>(client: &Client, ns: &str, name: String) -> Result<bool>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + DeserializeOwned
-        + Clone
-        + std::fmt::Debug,
+    K: ChildObject<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + std::fmt::Debug,
 {
+    let kind = K::KIND.as_str();
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     match api.delete(&name, &DeleteParams::background()).await {
         Ok(_) => {
@@ -121,24 +106,24 @@ where
 }
 
 /// Delete the children in `live` whose uid is not in `deleted` (those this process deleted
-/// already, which a lagging cache may still show); the uids deleted are added to it. Returns
-/// how many were deleted.
+/// already, which a lagging cache may still show), in teardown order; the uids deleted are
+/// added to it. Returns how many were deleted.
 pub async fn delete_children(
     client: &Client,
     ns: &str,
-    live: &Live,
+    live: &Objects,
     deleted: &mut std::collections::HashSet<String>,
 ) -> Result<usize> {
     let mut n = 0;
-    for (kind, name, uid) in live.existing() {
+    for (c, name, uid) in live.existing() {
         if deleted.contains(&uid) {
             continue;
         }
-        let gone = match kind {
-            "Job" => delete::<Job>(client, ns, kind, name).await?,
-            "Deployment" => delete::<Deployment>(client, ns, kind, name).await?,
-            "Service" => delete::<Service>(client, ns, kind, name).await?,
-            _ => delete::<ConfigMap>(client, ns, kind, name).await?,
+        let gone = match c.kind() {
+            Kind::ConfigMap => delete::<ConfigMap>(client, ns, name).await?,
+            Kind::Job => delete::<Job>(client, ns, name).await?,
+            Kind::Deployment => delete::<Deployment>(client, ns, name).await?,
+            Kind::Service => delete::<Service>(client, ns, name).await?,
         };
         n += usize::from(gone);
         deleted.insert(uid);

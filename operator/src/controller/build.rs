@@ -1,6 +1,7 @@
-//! Step 5 — build (pure). Turns a [`ValidatedJob`] and the pass's [`Plan`] into the children
-//! to apply: ConfigMap `NAME-job` (the LabelJob document the worker reads), Job `NAME-plan`,
-//! Deployment + Service `NAME-inference`, Indexed Job `NAME-shards`, Job `NAME-merge`. Every
+//! Step 4 — build (pure). Turns a [`ValidatedJob`] and the [`Want`] that `decide` made into the
+//! children to apply, one builder per row of the child table ([`Child`]): ConfigMap `NAME-job`
+//! (the LabelJob document the worker reads), Job `NAME-plan`, Deployment + Service
+//! `NAME-inference`, Indexed Job `NAME-shards`, Job `NAME-merge`. Every
 //! child carries the controller owner reference, the `labeljob.dev/job` label and the
 //! LabelJob's Kueue labels (`kueue.x-k8s.io/queue-name`, `…/priority-class`, which the inference
 //! pod template carries too); every pod runs as non-root under the worker ServiceAccount
@@ -11,17 +12,14 @@ pub mod jobs;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource,
-    PodSecurityContext, PodSpec, SeccompProfile, SecretEnvSource, SecurityContext, Service, Volume,
-    VolumeMount,
+    PodSecurityContext, PodSpec, SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use labeljob_api::LabelJob;
 
-use super::plan::Plan;
+use super::children::{Child, Object, Objects, Want};
 use super::validate::ValidatedJob;
 use crate::JOB_LABEL;
 
@@ -31,35 +29,6 @@ pub const JOB_FILE: &str = "/etc/labeljob/job.yaml";
 pub const INFERENCE_PORT: i32 = 8000;
 /// User and group id of every pod (non-root).
 pub const POD_UID: i64 = 65532;
-
-/// The children of a LabelJob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Child {
-    /// ConfigMap `NAME-job`.
-    ConfigMap,
-    /// Job `NAME-plan`.
-    PlanJob,
-    /// Deployment `NAME-inference`.
-    Deployment,
-    /// Service `NAME-inference`.
-    Service,
-    /// Job `NAME-shards`.
-    ShardsJob,
-    /// Job `NAME-merge`.
-    MergeJob,
-}
-
-/// The name of child `c` of LabelJob `name`.
-pub fn child_name(name: &str, c: Child) -> String {
-    let suffix = match c {
-        Child::ConfigMap => "job",
-        Child::PlanJob => "plan",
-        Child::Deployment | Child::Service => "inference",
-        Child::ShardsJob => "shards",
-        Child::MergeJob => "merge",
-    };
-    format!("{name}-{suffix}")
-}
 
 /// Settings of the operator that shape the children.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,23 +51,6 @@ impl Default for OperatorConfig {
     }
 }
 
-/// Children to apply this pass (None: not wanted now).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Children {
-    /// ConfigMap `NAME-job`.
-    pub config_map: Option<ConfigMap>,
-    /// Job `NAME-plan`.
-    pub plan_job: Option<Job>,
-    /// Deployment `NAME-inference`.
-    pub deployment: Option<Deployment>,
-    /// Service `NAME-inference`.
-    pub service: Option<Service>,
-    /// Job `NAME-shards`.
-    pub shards_job: Option<Job>,
-    /// Job `NAME-merge`.
-    pub merge_job: Option<Job>,
-}
-
 /// Why the children could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -107,42 +59,50 @@ pub enum BuildError {
     JobFile(#[source] serde_yaml::Error),
 }
 
-/// Build the children `plan` wants (pure).
-pub fn build(v: &ValidatedJob, plan: &Plan, cfg: &OperatorConfig) -> Result<Children, BuildError> {
-    let w = plan.want;
-    Ok(Children {
-        config_map: if w.config_map { Some(config_map(v)?) } else { None },
-        plan_job: w.plan_job.then(|| jobs::plan_job(v, cfg, plan.jobs.plan)),
-        deployment: w.inference.then(|| inference::deployment(v, cfg, plan.suspend)),
-        service: w.inference.then(|| inference::service(v)),
-        shards_job: w.shards_job.then(|| jobs::shards_job(v, cfg, plan.jobs.shards)),
-        merge_job: w.merge_job.then(|| jobs::merge_job(v, cfg, plan.jobs.merge)),
+/// Build the children `want` names (pure), in their slots of the child table.
+pub fn build(v: &ValidatedJob, want: &Want, cfg: &OperatorConfig) -> Result<Objects, BuildError> {
+    let mut children = Objects::default();
+    for c in Child::ALL.into_iter().filter(|c| want.children.contains(*c)) {
+        children[c] = Some(child(v, c, want.suspended.contains(c), cfg)?);
+    }
+    Ok(children)
+}
+
+/// The builder of each child: child `c` of `v`, suspended or not.
+fn child(v: &ValidatedJob, c: Child, suspend: bool, cfg: &OperatorConfig) -> Result<Object, BuildError> {
+    Ok(match c {
+        Child::ConfigMap => config_map(v)?.into(),
+        Child::PlanJob => jobs::plan_job(v, cfg, suspend).into(),
+        Child::Service => inference::service(v).into(),
+        Child::Deployment => inference::deployment(v, cfg, suspend).into(),
+        Child::ShardsJob => jobs::shards_job(v, cfg, suspend).into(),
+        Child::MergeJob => jobs::merge_job(v, cfg, suspend).into(),
     })
 }
 
-/// Labels of child `component` of `v`.
-pub fn labels(v: &ValidatedJob, component: &str) -> BTreeMap<String, String> {
+/// Labels of child `c` of `v` (and of its pods).
+pub fn labels(v: &ValidatedJob, c: Child) -> BTreeMap<String, String> {
     BTreeMap::from([
         (JOB_LABEL.to_string(), v.name.clone()),
         ("app.kubernetes.io/name".to_string(), "labeljob".to_string()),
-        ("app.kubernetes.io/component".to_string(), component.to_string()),
+        ("app.kubernetes.io/component".to_string(), c.component().to_string()),
         ("app.kubernetes.io/managed-by".to_string(), crate::FIELD_MANAGER.to_string()),
     ])
 }
 
-/// Labels of child `component` of `v` with the LabelJob's Kueue labels.
-pub fn labels_with_kueue(v: &ValidatedJob, component: &str) -> BTreeMap<String, String> {
-    let mut l = labels(v, component);
+/// Labels of child `c` of `v` with the LabelJob's Kueue labels.
+pub fn labels_with_kueue(v: &ValidatedJob, c: Child) -> BTreeMap<String, String> {
+    let mut l = labels(v, c);
     l.extend(v.kueue_labels.iter().map(|(k, val)| (k.clone(), val.clone())));
     l
 }
 
 /// Metadata of child `c`: name, namespace, labels (with Kueue's), controller owner reference.
-pub fn meta(v: &ValidatedJob, c: Child, component: &str) -> ObjectMeta {
+pub fn meta(v: &ValidatedJob, c: Child) -> ObjectMeta {
     ObjectMeta {
-        name: Some(child_name(&v.name, c)),
+        name: Some(c.name(&v.name)),
         namespace: Some(v.namespace.clone()),
-        labels: Some(labels_with_kueue(v, component)),
+        labels: Some(labels_with_kueue(v, c)),
         owner_references: Some(vec![v.owner.clone()]),
         ..ObjectMeta::default()
     }
@@ -157,7 +117,7 @@ pub fn job_file(v: &ValidatedJob) -> Result<String, BuildError> {
 
 fn config_map(v: &ValidatedJob) -> Result<ConfigMap, BuildError> {
     Ok(ConfigMap {
-        metadata: meta(v, Child::ConfigMap, "job"),
+        metadata: meta(v, Child::ConfigMap),
         data: Some(BTreeMap::from([("job.yaml".to_string(), job_file(v)?)])),
         ..ConfigMap::default()
     })
@@ -223,7 +183,7 @@ pub fn pod_spec(v: &ValidatedJob, cfg: &OperatorConfig, container: Container, re
         volumes.push(Volume {
             name: "job".into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: child_name(&v.name, Child::ConfigMap),
+                name: Child::ConfigMap.name(&v.name),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
@@ -255,7 +215,7 @@ pub fn inference_endpoint(v: &ValidatedJob) -> String {
     match &v.spec.inference.endpoint {
         Some(ep) => ep.clone(),
         None => {
-            format!("http://{}.{}.svc:{INFERENCE_PORT}", child_name(&v.name, Child::Service), v.namespace)
+            format!("http://{}.{}.svc:{INFERENCE_PORT}", Child::Service.name(&v.name), v.namespace)
         }
     }
 }

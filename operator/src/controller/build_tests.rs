@@ -1,25 +1,29 @@
 //! Unit tests of the pure `build` step, from the YAML samples in config/samples.
 
 use super::*;
-use crate::controller::plan::{JobSuspend, Plan, Want};
+use crate::controller::children::ChildSet;
 use crate::controller::validate::validate;
 use crate::fixtures::{sample, stored};
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ResourceRequirements, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use labeljob_api::Phase;
 
-fn all(suspend: bool) -> Plan {
-    Plan {
-        phase: Phase::Running,
-        want: Want { config_map: true, plan_job: true, inference: true, shards_job: true, merge_job: true },
-        suspend,
-        jobs: JobSuspend::all(suspend),
-        teardown: false,
-        failure: None,
-        finished_now: false,
-        expired: false,
-        requeue: None,
+/// Every child wanted; Jobs suspended and the Deployment at zero with `suspend`.
+fn all(suspend: bool) -> Want {
+    let suspended = ChildSet::of(&[Child::PlanJob, Child::Deployment, Child::ShardsJob, Child::MergeJob]);
+    Want {
+        children: ChildSet::of(&Child::ALL),
+        suspended: if suspend { suspended } else { ChildSet::default() },
     }
+}
+
+fn cm(c: &Objects) -> Option<ConfigMap> {
+    c.get::<ConfigMap>(Child::ConfigMap).cloned()
+}
+
+fn job_of(c: &Objects, child: Child) -> Option<Job> {
+    c.get::<Job>(child).cloned()
 }
 
 fn minimal() -> ValidatedJob {
@@ -35,12 +39,12 @@ fn args(job: &Job) -> Vec<String> {
 fn children_carry_owner_and_label() {
     let c = build(&minimal(), &all(false), &OperatorConfig::default()).expect("builds");
     let metas = [
-        &c.config_map.as_ref().expect("cm").metadata,
-        &c.plan_job.as_ref().expect("plan").metadata,
-        &c.deployment.as_ref().expect("deployment").metadata,
-        &c.service.as_ref().expect("service").metadata,
-        &c.shards_job.as_ref().expect("shards").metadata,
-        &c.merge_job.as_ref().expect("merge").metadata,
+        &c.get::<ConfigMap>(Child::ConfigMap).expect("cm").metadata,
+        &c.get::<Job>(Child::PlanJob).expect("plan").metadata,
+        &c.get::<Deployment>(Child::Deployment).expect("deployment").metadata,
+        &c.get::<Service>(Child::Service).expect("service").metadata,
+        &c.get::<Job>(Child::ShardsJob).expect("shards").metadata,
+        &c.get::<Job>(Child::MergeJob).expect("merge").metadata,
     ];
     let names: Vec<_> = metas.iter().map(|m| m.name.clone().unwrap_or_default()).collect();
     assert_eq!(
@@ -68,7 +72,7 @@ fn children_carry_owner_and_label() {
 #[test]
 fn config_map_holds_the_labeljob_document() {
     let c = build(&minimal(), &all(false), &OperatorConfig::default()).expect("builds");
-    let yaml = &c.config_map.expect("cm").data.expect("data")["job.yaml"];
+    let yaml = &cm(&c).expect("cm").data.expect("data")["job.yaml"];
     let doc = labeljob_api::parse_labeljob(yaml).expect("the worker can parse it");
     assert_eq!(doc.metadata.name.as_deref(), Some("street-photos"));
     assert_eq!(doc.spec, minimal().spec);
@@ -78,7 +82,7 @@ fn config_map_holds_the_labeljob_document() {
 fn label_settings_reach_the_workers_unchanged() {
     let v = validate(&stored(sample("labeljob-review-formats.yaml"), "ns")).expect("valid");
     let c = build(&v, &all(false), &OperatorConfig::default()).expect("builds");
-    let yaml = &c.config_map.expect("cm").data.expect("data")["job.yaml"];
+    let yaml = &cm(&c).expect("cm").data.expect("data")["job.yaml"];
     let doc = labeljob_api::parse_labeljob(yaml).expect("the worker can parse it");
     assert_eq!(doc.spec, v.spec, "formats, review, dedup and class rules as `labeljob run` reads them");
     assert_eq!(doc.spec.output.formats.len(), 5);
@@ -88,7 +92,7 @@ fn label_settings_reach_the_workers_unchanged() {
 #[test]
 fn shards_job_is_indexed_with_retries_per_index() {
     let c = build(&minimal(), &all(false), &OperatorConfig::default()).expect("builds");
-    let job = c.shards_job.expect("shards");
+    let job = job_of(&c, Child::ShardsJob).expect("shards");
     let spec = job.spec.as_ref().expect("spec");
     assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
     assert_eq!(
@@ -122,7 +126,7 @@ fn shards_job_is_indexed_with_retries_per_index() {
 #[test]
 fn merge_fails_at_once_on_error_budget() {
     let c = build(&minimal(), &all(false), &OperatorConfig::default()).expect("builds");
-    let job = c.merge_job.expect("merge");
+    let job = job_of(&c, Child::MergeJob).expect("merge");
     assert_eq!(args(&job), ["merge", "--job", "/etc/labeljob/job.yaml"]);
     let rules = &job.spec.as_ref().and_then(|s| s.pod_failure_policy.as_ref()).expect("policy").rules;
     assert_eq!(
@@ -140,8 +144,9 @@ fn gpu_inference_gets_resources_and_cuda() {
     });
     v.spec.inference.node_selector = [("pool".to_string(), "gpu".to_string())].into();
     v.spec.inference.max_batch_size = Some(16);
-    let d =
-        build(&v, &all(false), &OperatorConfig::default()).expect("builds").deployment.expect("deployment");
+    v.resolved = labeljob_api::resolve(&v.spec).expect("still valid");
+    let c = build(&v, &all(false), &OperatorConfig::default()).expect("builds");
+    let d = c.get::<Deployment>(Child::Deployment).cloned().expect("deployment");
     let spec = d.spec.expect("spec");
     let pod = spec.template.spec.expect("pod");
     let c = &pod.containers[0];
@@ -176,8 +181,9 @@ fn gpu_inference_gets_resources_and_cuda() {
 #[test]
 fn suspend_scales_to_zero_and_suspends_jobs() {
     let c = build(&minimal(), &all(true), &OperatorConfig::default()).expect("builds");
-    assert_eq!(c.deployment.and_then(|d| d.spec).and_then(|s| s.replicas), Some(0));
-    for job in [c.plan_job, c.shards_job, c.merge_job] {
+    let d = c.get::<Deployment>(Child::Deployment).cloned();
+    assert_eq!(d.and_then(|d| d.spec).and_then(|s| s.replicas), Some(0));
+    for job in [Child::PlanJob, Child::ShardsJob, Child::MergeJob].map(|j| job_of(&c, j)) {
         assert_eq!(job.and_then(|j| j.spec).and_then(|s| s.suspend), Some(true));
     }
 }
@@ -186,11 +192,24 @@ fn suspend_scales_to_zero_and_suspends_jobs() {
 fn external_endpoint_is_used_by_shards() {
     let mut v = minimal();
     v.spec.inference.endpoint = Some("http://triton.ml:8000".into());
-    let plan = Plan { want: Want { inference: false, ..all(false).want }, ..all(false) };
-    let c = build(&v, &plan, &OperatorConfig::default()).expect("builds");
-    assert!(c.deployment.is_none() && c.service.is_none());
+    let mut want = all(false);
+    want.children[Child::Deployment] = false;
+    want.children[Child::Service] = false;
+    let c = build(&v, &want, &OperatorConfig::default()).expect("builds");
+    assert!(c[Child::Deployment].is_none() && c[Child::Service].is_none());
     assert_eq!(
-        args(&c.shards_job.expect("shards")).last().map(String::as_str),
+        args(&job_of(&c, Child::ShardsJob).expect("shards")).last().map(String::as_str),
         Some("http://triton.ml:8000")
     );
+}
+
+#[test]
+fn default_inference_is_built_from_the_resolved_defaults() {
+    let c = build(&minimal(), &all(false), &OperatorConfig::default()).expect("builds");
+    let d = c.get::<Deployment>(Child::Deployment).cloned().expect("deployment");
+    let spec = d.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(labeljob_api::resolve::DEFAULT_INFERENCE_REPLICAS));
+    let args = spec.template.spec.expect("pod").containers[0].args.clone().expect("args");
+    // The batching defaults are serve's own flag defaults: no flag, as before resolving.
+    assert_eq!(args, ["serve", "--model", "ssd-mobilenet-v2-coco", "--port", "8000", "--device", "cpu"]);
 }

@@ -70,7 +70,7 @@ pub fn gpus_per_pod(v: &ValidatedJob) -> u32 {
     let Some(r) = &inf.resources else { return 0 };
     let count = |m: &BTreeMap<String, Quantity>| {
         m.iter()
-            .filter(|(k, _)| k.as_str() == super::build::inference::GPU_RESOURCE || k.ends_with("/gpu"))
+            .filter(|(k, _)| k.as_str() == labeljob_api::resolve::GPU_RESOURCE || k.ends_with("/gpu"))
             .filter_map(|(_, q)| q.0.trim().parse::<u32>().ok())
             .sum::<u32>()
     };

@@ -1,11 +1,10 @@
-//! Step 3 — observe. Reads the children (ConfigMap, plan Job, inference Deployment and
-//! Service, shards Job, merge Job) from the controller's watch caches ([`ChildStores`], the
-//! reflectors of its owned watches: no request), or by GET when it has none, and the shards'
-//! progress and the merge's report from the output store through [`ProgressSource`] (only while
-//! they can change), and
-//! reduces them to an [`Observed`] that `plan` and `status` work from; the live objects are kept
-//! so `apply` writes only what differs. The status is derived from this every pass, never from
-//! a record of past actions.
+//! Step 2 — observe. Reads the children (every row of the child table in `children.rs`) from
+//! the controller's watch caches ([`ChildStores`], the reflectors of its owned watches: no
+//! request), or by GET when it has none, and the shards' progress and the merge's report from
+//! the output store through [`ProgressSource`] (only while they can change), and reduces them
+//! to an [`Observed`] that `decide` and `status` work from; the live objects are kept so
+//! `apply` writes only what differs. The status is derived from this every pass, never from a
+//! record of past actions.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -17,7 +16,7 @@ use kube::{Api, Client};
 use labeljob_api::LabelJob;
 use serde::de::DeserializeOwned;
 
-use super::build::{Child, child_name};
+use super::children::{Child, ChildObject, Kind, Object, Objects};
 use super::validate::ValidatedJob;
 use crate::error::{Error, Result};
 use crate::progress::{PlanInfo, ProgressSource, ReportImages, ShardProgress};
@@ -149,83 +148,42 @@ impl ChildStores {
         };
         tokio::time::timeout(timeout, all).await.unwrap_or(false)
     }
-}
 
-/// The children as the cluster (or the cache) shows them.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Live {
-    /// ConfigMap `NAME-job`.
-    pub config_map: Option<ConfigMap>,
-    /// Job `NAME-plan`.
-    pub plan_job: Option<Job>,
-    /// Deployment `NAME-inference`.
-    pub deployment: Option<Deployment>,
-    /// Service `NAME-inference`.
-    pub service: Option<Service>,
-    /// Job `NAME-shards`.
-    pub shards_job: Option<Job>,
-    /// Job `NAME-merge`.
-    pub merge_job: Option<Job>,
-}
-
-impl Live {
-    /// `(kind, name, uid)` of every child that exists.
-    pub fn existing(&self) -> Vec<(&'static str, String, String)> {
-        fn id<K: kube::Resource>(
-            kind: &'static str,
-            o: &Option<K>,
-        ) -> Option<(&'static str, String, String)> {
-            let m = o.as_ref()?.meta();
-            Some((kind, m.name.clone()?, m.uid.clone().unwrap_or_default()))
+    /// The cached object of `kind` named `name` in `ns`.
+    pub fn get(&self, kind: Kind, ns: &str, name: &str) -> Option<Object> {
+        fn cached<K: ChildObject + Clone>(store: &Store<K>, ns: &str, name: &str) -> Option<Object> {
+            store.get(&ObjectRef::new(name).within(ns)).map(|o| (*o).clone().into_object())
         }
-        [
-            id("Job", &self.shards_job),
-            id("Job", &self.merge_job),
-            id("Job", &self.plan_job),
-            id("Deployment", &self.deployment),
-            id("Service", &self.service),
-            id("ConfigMap", &self.config_map),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
+        match kind {
+            Kind::ConfigMap => cached(&self.config_maps, ns, name),
+            Kind::Job => cached(&self.jobs, ns, name),
+            Kind::Deployment => cached(&self.deployments, ns, name),
+            Kind::Service => cached(&self.services, ns, name),
+        }
     }
 }
 
-/// Read the children of LabelJob `name` in `ns`: from `stores`, else by GET.
-pub async fn children(client: &Client, stores: Option<&ChildStores>, ns: &str, name: &str) -> Result<Live> {
-    let n = |c| child_name(name, c);
-    if let Some(s) = stores {
-        fn cached<K>(store: &Store<K>, ns: &str, name: String) -> Option<K>
-        where
-            K: kube::Resource<DynamicType = ()> + Clone,
-        {
-            store.get(&ObjectRef::new(&name).within(ns)).map(|o| (*o).clone())
-        }
-        return Ok(Live {
-            config_map: cached(&s.config_maps, ns, n(Child::ConfigMap)),
-            plan_job: cached(&s.jobs, ns, n(Child::PlanJob)),
-            deployment: cached(&s.deployments, ns, n(Child::Deployment)),
-            service: cached(&s.services, ns, n(Child::Service)),
-            shards_job: cached(&s.jobs, ns, n(Child::ShardsJob)),
-            merge_job: cached(&s.jobs, ns, n(Child::MergeJob)),
-        });
+/// Read the children of LabelJob `name` in `ns`, every row of the child table: from `stores`,
+/// else by GET.
+pub async fn children(
+    client: &Client,
+    stores: Option<&ChildStores>,
+    ns: &str,
+    name: &str,
+) -> Result<Objects> {
+    let mut live = Objects::default();
+    for c in Child::ALL {
+        live[c] = match stores {
+            Some(s) => s.get(c.kind(), ns, &c.name(name)),
+            None => get(client, ns, c.kind(), c.name(name)).await?,
+        };
     }
-    Ok(Live {
-        config_map: get(client, ns, "ConfigMap", n(Child::ConfigMap)).await?,
-        plan_job: get(client, ns, "Job", n(Child::PlanJob)).await?,
-        deployment: get(client, ns, "Deployment", n(Child::Deployment)).await?,
-        service: get(client, ns, "Service", n(Child::Service)).await?,
-        shards_job: get(client, ns, "Job", n(Child::ShardsJob)).await?,
-        merge_job: get(client, ns, "Job", n(Child::MergeJob)).await?,
-    })
+    Ok(live)
 }
 
 /// Everything one pass knows about the world.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observed {
-    /// ConfigMap `NAME-job` exists.
-    pub config_map: bool,
     /// Job `NAME-plan`.
     pub plan_job: Option<JobState>,
     /// Deployment `NAME-inference`.
@@ -241,29 +199,37 @@ pub struct Observed {
     /// The image counts of `report.json` (None: not merged yet, not read, or unreadable).
     pub report: Option<ReportImages>,
     /// The children themselves.
-    pub live: Live,
+    pub live: Objects,
 }
 
 impl Observed {
     /// Whether any child still exists.
     pub fn any_child(&self) -> bool {
-        self.config_map
-            || self.plan_job.is_some()
-            || self.deployment.is_some()
-            || self.shards_job.is_some()
-            || self.merge_job.is_some()
+        self.live.any()
     }
 }
 
-async fn get<K>(client: &Client, ns: &str, kind: &'static str, name: String) -> Result<Option<K>>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
-    api.get_opt(&name).await.map_err(|source| Error::Observe { kind, name, source })
+/// GET the object of `kind` named `name` in `ns` (None: not found).
+async fn get(client: &Client, ns: &str, kind: Kind, name: String) -> Result<Option<Object>> {
+    async fn typed<K>(client: &Client, ns: &str, name: String) -> Result<Option<Object>>
+    where
+        K: ChildObject<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        match api.get_opt(&name).await {
+            Ok(o) => Ok(o.map(K::into_object)),
+            Err(source) => Err(Error::Observe { kind: K::KIND.as_str(), name, source }),
+        }
+    }
+    match kind {
+        Kind::ConfigMap => typed::<ConfigMap>(client, ns, name).await,
+        Kind::Job => typed::<Job>(client, ns, name).await,
+        Kind::Deployment => typed::<Deployment>(client, ns, name).await,
+        Kind::Service => typed::<Service>(client, ns, name).await,
+    }
 }
 
 /// What to read from the output store this pass.
@@ -287,13 +253,13 @@ pub async fn observe(
     reads: Reads,
 ) -> Result<Observed> {
     let live = children(client, stores, &v.namespace, &v.name).await?;
-    let plan_job = live.plan_job.as_ref().map(JobState::from_job);
-    let deployment = live.deployment.as_ref().map(|d| DeploymentState {
+    let job = |c| live.get::<Job>(c).map(JobState::from_job);
+    let (plan_job, shards_job, merge_job) =
+        (job(Child::PlanJob), job(Child::ShardsJob), job(Child::MergeJob));
+    let deployment = live.get::<Deployment>(Child::Deployment).map(|d| DeploymentState {
         replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
         available: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
     });
-    let shards_job = live.shards_job.as_ref().map(JobState::from_job);
-    let merge_job = live.merge_job.as_ref().map(JobState::from_job);
 
     let planned = plan_job.as_ref().is_some_and(|j| j.complete);
     let plan = if planned && reads.plan_summary {
@@ -329,17 +295,7 @@ pub async fn observe(
     } else {
         None
     };
-    Ok(Observed {
-        config_map: live.config_map.is_some(),
-        plan_job,
-        deployment,
-        shards_job,
-        merge_job,
-        progress,
-        plan,
-        report,
-        live,
-    })
+    Ok(Observed { plan_job, deployment, shards_job, merge_job, progress, plan, report, live })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Step 7 — status. Derives the whole status from this pass's observation (phase, conditions,
+//! Step 6 — status. Derives the whole status from this pass's observation (phase, conditions,
 //! image and shard counts, throughput (`throughput.rs`), GPU time and cost (`gpu.rs`), manifest
 //! digest) and writes it by server-side apply of
 //! the status subresource. `lastTransitionTime` is kept while a condition's status holds; the
@@ -14,8 +14,8 @@ use labeljob_api::v1alpha1::{ImageCounts, ShardCounts};
 use labeljob_api::{LabelJob, LabelJobStatus, Phase};
 use serde_json::json;
 
+use super::decide::Decision;
 use super::observe::Observed;
-use super::plan::Plan;
 use super::validate::{ValidateError, ValidatedJob};
 use super::{gpu, throughput};
 use crate::FIELD_MANAGER;
@@ -55,10 +55,10 @@ pub fn compute(
     v: &ValidatedJob,
     prev: &LabelJobStatus,
     obs: &Observed,
-    plan: &Plan,
+    decision: &Decision,
     now: Timestamp,
 ) -> LabelJobStatus {
-    if plan.phase.is_finished() && !plan.finished_now {
+    if decision.phase.is_finished() && !decision.finished_now {
         return LabelJobStatus { observed_generation: v.generation, ..prev.clone() };
     }
     let (generation, t) = (v.generation, Time(now));
@@ -73,9 +73,11 @@ pub fn compute(
         (None, Some(d)) if d.available >= 1 => {
             (true, "Available", format!("{}/{} inference pods available", d.available, d.replicas))
         }
-        (None, Some(_)) if plan.suspend => (false, "Suspended", "scaled to zero while suspended".into()),
+        (None, Some(_)) if decision.phase == Phase::Suspended => {
+            (false, "Suspended", "scaled to zero while suspended".into())
+        }
         (None, Some(d)) => (false, "Starting", format!("0/{} inference pods available", d.replicas)),
-        (None, None) if plan.phase.is_finished() => (false, "TornDown", "the job has ended".into()),
+        (None, None) if decision.phase.is_finished() => (false, "TornDown", "the job has ended".into()),
         (None, None) => (false, "NotCreated", "the inference Deployment does not exist yet".into()),
     };
     set(c::INFERENCE_READY, ok, reason, msg);
@@ -112,21 +114,21 @@ pub fn compute(
         Some(j) if j.complete => (true, "Merged", format!("wrote {output}")),
         Some(j) if j.failed.is_some() => (
             false,
-            plan.failure.as_ref().map_or("MergeFailed", |f| f.reason),
-            plan.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
+            decision.failure.as_ref().map_or("MergeFailed", |f| f.reason),
+            decision.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
         ),
         Some(_) => (false, "InProgress", "the merge Job is running".into()),
         None => (false, "NotStarted", "the merge Job does not exist yet".into()),
     };
     set(c::MERGED, ok, reason, msg);
 
-    let (ok, reason, msg) = match (plan.phase, &plan.failure) {
+    let (ok, reason, msg) = match (decision.phase, &decision.failure) {
         (Phase::Succeeded, _) => (true, "Succeeded", format!("wrote {output}")),
         (Phase::Failed, Some(f)) => (false, f.reason, f.message.clone()),
         (phase, _) => (false, "InProgress", format!("phase {phase}")),
     };
     set(c::COMPLETE, ok, reason, msg);
-    let (ok, reason, msg) = if plan.suspend {
+    let (ok, reason, msg) = if decision.phase == Phase::Suspended {
         (true, "Suspended", "spec.suspend is true: Jobs suspended, inference scaled to zero".to_string())
     } else {
         (false, "NotSuspended", "spec.suspend is false".to_string())
@@ -134,13 +136,13 @@ pub fn compute(
     set(c::SUSPENDED, ok, reason, msg);
 
     let start = prev.start_time.clone().unwrap_or(Time(now));
-    let tp = throughput::compute(prev, images(obs, prev), plan.phase, obs.shards_job.as_ref(), now);
+    let tp = throughput::compute(prev, images(obs, prev), decision.phase, obs.shards_job.as_ref(), now);
     // The merge's report adds where the images went (review set, duplicates).
     let images = tp.images.map(|i| match &obs.report {
         Some(r) => ImageCounts { review: Some(r.review), duplicates: Some(r.duplicates), ..i },
         None => i,
     });
-    let completion_time = match (plan.finished_now, plan.phase) {
+    let completion_time = match (decision.finished_now, decision.phase) {
         (true, Phase::Succeeded) => {
             Some(obs.merge_job.as_ref().and_then(|j| j.completion_time.clone()).unwrap_or(Time(now)))
         }
@@ -148,19 +150,19 @@ pub fn compute(
         _ => None,
     };
     let mut status = LabelJobStatus {
-        phase: Some(plan.phase),
+        phase: Some(decision.phase),
         progress: images.map(|i| format!("{}/{}", i.processed, i.total)),
         conditions: conds,
         observed_generation: generation,
         images,
-        shards: shards.or(prev.shards.filter(|_| plan.phase.is_finished())),
+        shards: shards.or(prev.shards.filter(|_| decision.phase.is_finished())),
         images_per_second: tp.rate,
         progress_time: tp.progress_time,
         eta: tp.eta,
         model: model_name(v),
         start_time: Some(start),
         completion_time,
-        output: (plan.phase == Phase::Succeeded).then_some(output),
+        output: (decision.phase == Phase::Succeeded).then_some(output),
         manifest_digest: obs
             .plan
             .as_ref()
@@ -170,9 +172,9 @@ pub fn compute(
     };
     // GPU time: carried over unless the status is written anyway or it must be brought up to date.
     gpu::GpuTime::of(prev).set(&mut status);
-    let held = (!plan.phase.is_finished()).then(|| gpu::held(v, obs.deployment));
+    let held = (!decision.phase.is_finished()).then(|| gpu::held(v, obs.deployment));
     let advanced = gpu::advance(v, prev, held, now);
-    if plan.finished_now || status != *prev || gpu::due(prev, &advanced, now) {
+    if decision.finished_now || status != *prev || gpu::due(prev, &advanced, now) {
         advanced.set(&mut status);
     }
     status

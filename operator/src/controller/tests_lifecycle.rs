@@ -8,7 +8,7 @@ use labeljob_api::conditions::find;
 use labeljob_api::v1alpha1::TeardownPolicy;
 use serde_json::json;
 
-use super::plan::RUNNING_REQUEUE;
+use super::decide::RUNNING_REQUEUE;
 use super::tests::{Harness, NS, shard};
 use crate::fixtures::sample;
 use crate::progress::PlanInfo;

@@ -1,4 +1,5 @@
-//! Step 1 — validate (pure). Runs `labeljob_api::validate_spec` plus what only the operator
+//! Step 1 — validate (pure). Runs `labeljob_api::resolve` (the spec checks, and every default
+//! filled in once) plus what only the operator
 //! cares about (child names fit DNS labels, Secret names are Kubernetes names, an inference
 //! Deployment that can become ready, no `spec.suspend` on a job Kueue admits) and returns a
 //! [`ValidatedJob`]: the only input `build` accepts, so nothing is built from an unchecked spec.
@@ -9,15 +10,18 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use labeljob_api::validate::{FieldError, SpecErrors};
-use labeljob_api::{LabelJob, LabelJobSpec, validate_spec};
+use labeljob_api::{LabelJob, LabelJobSpec, Resolved, resolve};
+
+use super::children::Child;
 
 /// The label Kueue admits a workload by: the name of its LocalQueue.
 pub const KUEUE_QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
 /// Kueue's label naming a WorkloadPriorityClass.
 pub const KUEUE_PRIORITY_LABEL: &str = "kueue.x-k8s.io/priority-class";
 
-/// Longest child suffix (`-inference`): child names must fit a 63-character DNS label.
-pub const MAX_NAME_LEN: usize = 63 - "-inference".len();
+/// Longest LabelJob name: its child names (the longest suffix is `-inference`) must fit a
+/// 63-character DNS label.
+pub const MAX_NAME_LEN: usize = 63 - Child::LONGEST_SUFFIX;
 
 /// Why a LabelJob cannot be reconciled until it changes.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,9 @@ pub struct ValidatedJob {
     pub owner: OwnerReference,
     /// The checked spec.
     pub spec: LabelJobSpec,
+    /// Its settings with every default filled in: what `build` reads wherever the spec leaves
+    /// a value open.
+    pub resolved: Resolved,
     /// The LabelJob's Kueue labels ([`KUEUE_QUEUE_LABEL`], [`KUEUE_PRIORITY_LABEL`]): its
     /// children carry them, and with a queue name Kueue admits (unsuspends) its Jobs.
     pub kueue_labels: BTreeMap<String, String>,
@@ -124,9 +131,9 @@ pub fn validate(lj: &LabelJob) -> Result<ValidatedJob, ValidateError> {
     if name.len() > MAX_NAME_LEN {
         return Err(ValidateError::NameTooLong { len: name.len(), name });
     }
-    let mut errs = match validate_spec(&lj.spec) {
-        Ok(()) => Vec::new(),
-        Err(SpecErrors(errs)) => errs,
+    let (resolved, mut errs) = match resolve(&lj.spec) {
+        Ok(r) => (Some(r), Vec::new()),
+        Err(SpecErrors(errs)) => (None, errs),
     };
     let kueue_labels: BTreeMap<String, String> = lj
         .labels()
@@ -135,9 +142,9 @@ pub fn validate(lj: &LabelJob) -> Result<ValidatedJob, ValidateError> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     errs.extend(operator_checks(&lj.spec, kueue_labels.contains_key(KUEUE_QUEUE_LABEL)));
-    if !errs.is_empty() {
+    let Some(resolved) = resolved.filter(|_| errs.is_empty()) else {
         return Err(SpecErrors(errs).into());
-    }
+    };
     let owner = lj.controller_owner_ref(&()).ok_or(ValidateError::MissingMetadata("uid"))?;
     Ok(ValidatedJob {
         name,
@@ -145,6 +152,7 @@ pub fn validate(lj: &LabelJob) -> Result<ValidatedJob, ValidateError> {
         generation: lj.metadata.generation,
         owner,
         spec: lj.spec.clone(),
+        resolved,
         kueue_labels,
     })
 }

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use labeljob_api::resolve::{DEFAULT_MAX_BATCH_DELAY_MS, DEFAULT_MAX_BATCH_SIZE};
 use labeljob_api::v1alpha1::{Device, InputSize, ModelFormat, ModelSpec};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -26,8 +27,9 @@ pub use limits::Limits;
 use crate::model::config::builtin_names;
 use crate::model::{Engine, EngineOptions, Filter, ModelConfig};
 
-/// Name a model file is served under when `--model-name` is not given.
-pub const DEFAULT_FILE_MODEL_NAME: &str = "model";
+/// Name a model file is served under when `--model-name` is not given (and the name shards
+/// call when `inference.modelName` is not set).
+pub use labeljob_api::resolve::DEFAULT_FILE_MODEL_NAME;
 
 /// Arguments of `labeljob serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,10 +54,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LABELJOB_SERVE_PORT", default_value_t = 8000)]
     pub port: u16,
     /// Largest batch of images per model run (models with a fixed batch of 1 run item by item).
-    #[arg(long, env = "LABELJOB_SERVE_MAX_BATCH_SIZE", default_value_t = 8)]
+    #[arg(long, env = "LABELJOB_SERVE_MAX_BATCH_SIZE", default_value_t = DEFAULT_MAX_BATCH_SIZE as usize)]
     pub max_batch_size: usize,
     /// Longest an image waits for others to fill a batch, in milliseconds.
-    #[arg(long, env = "LABELJOB_SERVE_MAX_BATCH_DELAY_MS", default_value_t = 2)]
+    #[arg(long, env = "LABELJOB_SERVE_MAX_BATCH_DELAY_MS", default_value_t = u64::from(DEFAULT_MAX_BATCH_DELAY_MS))]
     pub max_batch_delay_ms: u64,
     /// Model sessions, each on its own thread.
     #[arg(long, env = "LABELJOB_SERVE_SESSIONS", default_value_t = 1)]

@@ -13,46 +13,37 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use labeljob_api::resolve::{DEFAULT_MAX_BATCH_DELAY_MS, DEFAULT_MAX_BATCH_SIZE};
 use labeljob_api::v1alpha1::Device;
 
-use super::{
-    Child, INFERENCE_PORT, OperatorConfig, container, credentials_env, labels_with_kueue, meta, pod_spec,
-};
+use super::{INFERENCE_PORT, OperatorConfig, container, credentials_env, labels_with_kueue, meta, pod_spec};
 use crate::JOB_LABEL;
+use crate::controller::children::Child;
 use crate::controller::validate::ValidatedJob;
 
 /// GPU resource name that selects the CUDA execution provider by default.
-pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+pub use labeljob_api::resolve::GPU_RESOURCE;
 
 fn selector(v: &ValidatedJob) -> BTreeMap<String, String> {
     BTreeMap::from([
         (JOB_LABEL.to_string(), v.name.clone()),
-        ("app.kubernetes.io/component".to_string(), "inference".to_string()),
+        ("app.kubernetes.io/component".to_string(), Child::Deployment.component().to_string()),
     ])
 }
 
-/// The device: as set, else CUDA when the pods get a GPU, else CPU.
-pub fn device(v: &ValidatedJob) -> Device {
-    let inf = &v.spec.inference;
-    inf.device.unwrap_or_else(|| {
-        let gpu = inf.resources.as_ref().is_some_and(|r| {
-            [&r.limits, &r.requests].into_iter().flatten().any(|m| m.contains_key(GPU_RESOURCE))
-        });
-        if gpu { Device::Cuda } else { Device::Cpu }
-    })
-}
-
+/// `labeljob serve` with the resolved settings; a batching flag only where it differs from
+/// the flag's default (the same constant as the spec's default).
 fn serve_args(v: &ValidatedJob) -> Vec<String> {
-    let inf = &v.spec.inference;
+    let inf = &v.resolved.inference;
     let model = v.spec.model.builtin.clone().or_else(|| v.spec.model.uri.clone()).unwrap_or_default();
     let mut args = vec!["serve".into(), "--model".into(), model, "--port".into(), INFERENCE_PORT.to_string()];
-    if let Some(n) = inf.max_batch_size {
-        args.extend(["--max-batch-size".into(), n.to_string()]);
+    if inf.max_batch_size != DEFAULT_MAX_BATCH_SIZE {
+        args.extend(["--max-batch-size".into(), inf.max_batch_size.to_string()]);
     }
-    if let Some(ms) = inf.max_batch_delay_ms {
-        args.extend(["--max-batch-delay-ms".into(), ms.to_string()]);
+    if inf.max_batch_delay_ms != DEFAULT_MAX_BATCH_DELAY_MS {
+        args.extend(["--max-batch-delay-ms".into(), inf.max_batch_delay_ms.to_string()]);
     }
-    let device = match device(v) {
+    let device = match inf.device {
         Device::Cpu => "cpu",
         Device::Cuda => "cuda",
     };
@@ -77,7 +68,7 @@ fn probe(path: &str, initial_delay: i32, period: i32, failures: i32) -> Probe {
 /// Deployment `NAME-inference`.
 pub fn deployment(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Deployment {
     let inf = &v.spec.inference;
-    let mut c = container("inference", cfg, serve_args(v), false);
+    let mut c = container(Child::Deployment.component(), cfg, serve_args(v), false);
     c.ports = Some(vec![ContainerPort {
         name: Some("http".into()),
         container_port: INFERENCE_PORT,
@@ -95,13 +86,13 @@ pub fn deployment(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Depl
     pod.node_selector = (!inf.node_selector.is_empty()).then(|| inf.node_selector.clone());
     pod.tolerations = (!inf.tolerations.is_empty()).then(|| inf.tolerations.clone());
     Deployment {
-        metadata: meta(v, Child::Deployment, "inference"),
+        metadata: meta(v, Child::Deployment),
         spec: Some(DeploymentSpec {
-            replicas: Some(if suspend { 0 } else { inf.replicas.unwrap_or(1) }),
+            replicas: Some(if suspend { 0 } else { v.resolved.inference.replicas }),
             selector: LabelSelector { match_labels: Some(selector(v)), ..LabelSelector::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels_with_kueue(v, "inference")),
+                    labels: Some(labels_with_kueue(v, Child::Deployment)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod),
@@ -115,7 +106,7 @@ pub fn deployment(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Depl
 /// Service `NAME-inference` on port 8000.
 pub fn service(v: &ValidatedJob) -> Service {
     Service {
-        metadata: meta(v, Child::Service, "inference"),
+        metadata: meta(v, Child::Service),
         spec: Some(ServiceSpec {
             selector: Some(selector(v)),
             ports: Some(vec![ServicePort {

@@ -17,18 +17,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use labeljob_store::exit;
 
 use super::{
-    Child, JOB_FILE, OperatorConfig, container, credentials_env, inference_endpoint, labels, meta, pod_spec,
+    JOB_FILE, OperatorConfig, container, credentials_env, inference_endpoint, labels, meta, pod_spec,
 };
+use crate::controller::children::Child;
 use crate::controller::validate::ValidatedJob;
 
 /// The restart policy of every worker pod (the only one `podFailurePolicy` allows).
 pub const RESTART_POLICY: &str = "Never";
 
-fn on_exit(container: &str, action: &str, codes: &[u8]) -> PodFailurePolicyRule {
+/// Fail on the exit `codes` of the container of `child`.
+fn on_exit(child: Child, action: &str, codes: &[u8]) -> PodFailurePolicyRule {
     PodFailurePolicyRule {
         action: action.into(),
         on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-            container_name: Some(container.into()),
+            container_name: Some(child.component().into()),
             operator: "In".into(),
             values: codes.iter().copied().map(exit::k8s).collect(),
         }),
@@ -49,18 +51,11 @@ pub fn ignore_disruptions() -> PodFailurePolicyRule {
     }
 }
 
-fn worker_job(
-    v: &ValidatedJob,
-    cfg: &OperatorConfig,
-    child: Child,
-    component: &str,
-    args: Vec<String>,
-    spec: JobSpec,
-) -> Job {
-    let mut c = container(component, cfg, args, true);
+fn worker_job(v: &ValidatedJob, cfg: &OperatorConfig, child: Child, args: Vec<String>, spec: JobSpec) -> Job {
+    let mut c = container(child.component(), cfg, args, true);
     c.env_from = credentials_env(v);
     c.resources = v.spec.workers.resources.clone();
-    if component == "shard" {
+    if child == Child::ShardsJob {
         c.env = Some(vec![EnvVar {
             name: "JOB_COMPLETION_INDEX".into(),
             value_from: Some(EnvVarSource {
@@ -74,10 +69,10 @@ fn worker_job(
         }]);
     }
     let template = PodTemplateSpec {
-        metadata: Some(ObjectMeta { labels: Some(labels(v, component)), ..ObjectMeta::default() }),
+        metadata: Some(ObjectMeta { labels: Some(labels(v, child)), ..ObjectMeta::default() }),
         spec: Some(pod_spec(v, cfg, c, RESTART_POLICY)),
     };
-    Job { metadata: meta(v, child, component), spec: Some(JobSpec { template, ..spec }), ..Job::default() }
+    Job { metadata: meta(v, child), spec: Some(JobSpec { template, ..spec }), ..Job::default() }
 }
 
 fn job_args(sub: &str) -> Vec<String> {
@@ -90,11 +85,11 @@ pub fn plan_job(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Job {
         backoff_limit: Some(3),
         suspend: Some(suspend),
         pod_failure_policy: Some(PodFailurePolicy {
-            rules: vec![on_exit("plan", "FailJob", &[exit::INVALID_JOB]), ignore_disruptions()],
+            rules: vec![on_exit(Child::PlanJob, "FailJob", &[exit::INVALID_JOB]), ignore_disruptions()],
         }),
         ..JobSpec::default()
     };
-    worker_job(v, cfg, Child::PlanJob, "plan", job_args("plan"), spec)
+    worker_job(v, cfg, Child::PlanJob, job_args("plan"), spec)
 }
 
 /// Job `NAME-shards`: Indexed, one completion per shard.
@@ -111,11 +106,11 @@ pub fn shards_job(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Job 
         backoff_limit_per_index: Some(i32::try_from(w.backoff_limit_per_index).unwrap_or(0)),
         suspend: Some(suspend),
         pod_failure_policy: Some(PodFailurePolicy {
-            rules: vec![on_exit("shard", "FailIndex", &[exit::INVALID_JOB]), ignore_disruptions()],
+            rules: vec![on_exit(Child::ShardsJob, "FailIndex", &[exit::INVALID_JOB]), ignore_disruptions()],
         }),
         ..JobSpec::default()
     };
-    worker_job(v, cfg, Child::ShardsJob, "shard", args, spec)
+    worker_job(v, cfg, Child::ShardsJob, args, spec)
 }
 
 /// Job `NAME-merge`: streams the shards into one COCO file.
@@ -125,11 +120,11 @@ pub fn merge_job(v: &ValidatedJob, cfg: &OperatorConfig, suspend: bool) -> Job {
         suspend: Some(suspend),
         pod_failure_policy: Some(PodFailurePolicy {
             rules: vec![
-                on_exit("merge", "FailJob", &[exit::INVALID_JOB, exit::ERROR_BUDGET]),
+                on_exit(Child::MergeJob, "FailJob", &[exit::INVALID_JOB, exit::ERROR_BUDGET]),
                 ignore_disruptions(),
             ],
         }),
         ..JobSpec::default()
     };
-    worker_job(v, cfg, Child::MergeJob, "merge", job_args("merge"), spec)
+    worker_job(v, cfg, Child::MergeJob, job_args("merge"), spec)
 }

@@ -1,16 +1,18 @@
-//! Step 4 — plan (pure). From the validated spec, the previous status and what was observed,
-//! decide the phase, which children should exist, whether they are suspended, whether to tear
-//! down, and when to look again. A finished job (Succeeded/Failed) stays finished: the phase is
+//! Step 3 — decide (pure). From the validated spec, the previous status and what was observed,
+//! decide the phase, which children should exist and which of them are suspended (the [`Want`]
+//! that `build` takes), whether to tear down, and when to look again. A finished job (Succeeded/Failed) stays finished: the phase is
 //! the one fact carried over from the status, since its children may already be gone. A job
 //! Kueue admits has its Jobs created suspended and then left as they are (Kueue unsuspends them
 //! on admission and suspends them on preemption): the operator never fights it.
 
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use labeljob_api::v1alpha1::TeardownPolicy;
 use labeljob_api::{LabelJobStatus, Phase};
 
+use super::children::{Child, ChildSet, Kind, Objects, Want};
 use super::observe::{JobState, Observed};
 use super::validate::ValidatedJob;
 
@@ -21,47 +23,17 @@ pub const WAITING_REQUEUE: Duration = Duration::from_secs(15);
 /// Requeue period otherwise.
 pub const IDLE_REQUEUE: Duration = Duration::from_secs(300);
 
-/// Which children should exist this pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Want {
-    /// ConfigMap `NAME-job`.
-    pub config_map: bool,
-    /// Job `NAME-plan`.
-    pub plan_job: bool,
-    /// Deployment and Service `NAME-inference`.
-    pub inference: bool,
-    /// Job `NAME-shards`.
-    pub shards_job: bool,
-    /// Job `NAME-merge`.
-    pub merge_job: bool,
-}
-
-/// `spec.suspend` of each Job this pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct JobSuspend {
-    /// Job `NAME-plan`.
-    pub plan: bool,
-    /// Job `NAME-shards`.
-    pub shards: bool,
-    /// Job `NAME-merge`.
-    pub merge: bool,
-}
-
-impl JobSuspend {
-    /// Every Job suspended as `spec.suspend` says.
-    pub fn all(suspend: bool) -> Self {
-        JobSuspend { plan: suspend, shards: suspend, merge: suspend }
-    }
-
-    /// What each Job should say: without Kueue, `spec.suspend`; with Kueue, suspended when
-    /// created and as Kueue last left it afterwards (pure).
-    pub fn of(v: &ValidatedJob, obs: &Observed) -> Self {
-        if !v.kueue() {
-            return Self::all(v.spec.suspend);
+/// Which Jobs are applied suspended: without Kueue, as `spec.suspend` says; with Kueue,
+/// suspended when created and as Kueue last left them afterwards (pure). The Deployment is
+/// suspended (scaled to zero) with `spec.suspend`.
+pub fn suspended(v: &ValidatedJob, live: &Objects) -> ChildSet {
+    ChildSet::from_fn(|c| match c.kind() {
+        Kind::Job if v.kueue() => {
+            live.get::<Job>(c).is_none_or(|j| j.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false))
         }
-        let live = |j: &Option<JobState>| j.as_ref().is_none_or(|j| j.suspended);
-        JobSuspend { plan: live(&obs.plan_job), shards: live(&obs.shards_job), merge: live(&obs.merge_job) }
-    }
+        Kind::Job | Kind::Deployment => v.spec.suspend,
+        Kind::ConfigMap | Kind::Service => false,
+    })
 }
 
 /// Why the job failed.
@@ -75,15 +47,11 @@ pub struct Failure {
 
 /// What this pass does.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct Decision {
     /// The phase after this pass.
     pub phase: Phase,
-    /// Children to apply.
+    /// Children to apply, and which of them suspended: what `build` makes.
     pub want: Want,
-    /// `spec.suspend`: Jobs suspended and Deployment at zero replicas.
-    pub suspend: bool,
-    /// `spec.suspend` of each Job (as `suspend`, unless Kueue admits the job).
-    pub jobs: JobSuspend,
     /// Delete every child this pass (finished with teardown policy Delete).
     pub teardown: bool,
     /// The job failed (this pass or before).
@@ -167,7 +135,7 @@ fn failure(
 }
 
 /// Decide this pass (pure).
-pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timestamp) -> Plan {
+pub fn decide(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timestamp) -> Decision {
     let teardown_policy = |phase: Phase| match phase {
         Phase::Succeeded => v.spec.teardown.on_success,
         _ => v.spec.teardown.on_failure,
@@ -187,11 +155,9 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
             labeljob_api::conditions::find(&prev.conditions, labeljob_api::conditions::COMPLETE)
                 .filter(|_| phase == Phase::Failed)
                 .map(|c| Failure { reason: "Failed", message: c.message.clone() });
-        return Plan {
+        return Decision {
             phase,
             want: Want::default(),
-            suspend: false,
-            jobs: JobSuspend::default(),
             teardown: teardown_policy(phase) == TeardownPolicy::Delete && obs.any_child(),
             failure: prev_failure,
             finished_now: false,
@@ -203,11 +169,9 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
     let start = prev.start_time.as_ref().map(|t| t.0).unwrap_or(now);
     if let Some(f) = failure(v, prev, obs, start, now) {
         let (expired, requeue) = ttl_action(now);
-        return Plan {
+        return Decision {
             phase: Phase::Failed,
             want: Want::default(),
-            suspend: false,
-            jobs: JobSuspend::default(),
             teardown: teardown_policy(Phase::Failed) == TeardownPolicy::Delete && obs.any_child(),
             failure: Some(f),
             finished_now: true,
@@ -217,11 +181,9 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
     }
     if complete(&obs.merge_job) {
         let (expired, requeue) = ttl_action(now);
-        return Plan {
+        return Decision {
             phase: Phase::Succeeded,
             want: Want::default(),
-            suspend: false,
-            jobs: JobSuspend::default(),
             teardown: teardown_policy(Phase::Succeeded) == TeardownPolicy::Delete && obs.any_child(),
             failure: None,
             finished_now: true,
@@ -234,13 +196,12 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
     let inference_ready = external || obs.deployment.is_some_and(|d| d.available >= 1);
     let merging = obs.merge_job.is_some() || complete(&obs.shards_job);
     let running = merging || obs.shards_job.is_some() || (complete(&obs.plan_job) && inference_ready);
-    let want = Want {
-        config_map: true,
-        plan_job: true,
-        inference: !external,
-        shards_job: running,
-        merge_job: merging,
-    };
+    let children = ChildSet::from_fn(|c| match c {
+        Child::ConfigMap | Child::PlanJob => true,
+        Child::Service | Child::Deployment => !external,
+        Child::ShardsJob => running,
+        Child::MergeJob => merging,
+    });
     let (phase, mut requeue) = match (v.spec.suspend, merging, running) {
         (true, _, _) => (Phase::Suspended, IDLE_REQUEUE),
         (false, true, _) => (Phase::Merging, WAITING_REQUEUE),
@@ -251,11 +212,9 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
         requeue =
             requeue.min(until(now, start + SignedDuration::from_secs(secs)).max(Duration::from_secs(1)));
     }
-    Plan {
+    Decision {
         phase,
-        want,
-        suspend: v.spec.suspend,
-        jobs: JobSuspend::of(v, obs),
+        want: Want { children, suspended: suspended(v, &obs.live) },
         teardown: false,
         failure: None,
         finished_now: false,
@@ -265,5 +224,5 @@ pub fn plan(v: &ValidatedJob, prev: &LabelJobStatus, obs: &Observed, now: Timest
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
+#[path = "decide_tests.rs"]
 mod tests;
