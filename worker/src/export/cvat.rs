@@ -3,12 +3,11 @@
 //! pixels, `source="auto"`, the score as the attribute). The image part is spooled to a file
 //! because the meta, written first, needs the image count.
 
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ExportMeta, FormatWriter, OutImage, push_fixed, xml_escape};
+use super::{ExportMeta, FormatWriter, OutImage, push_fixed, push_trimmed, xml_escape};
 
 pub(super) struct CvatWriter {
     dir: PathBuf,
@@ -57,7 +56,10 @@ impl FormatWriter for CvatWriter {
                 push_fixed(&mut line, v, 2);
                 line.push('"');
             }
-            let _ = writeln!(line, " z_order=\"0\"><attribute name=\"score\">{}</attribute></box>", d.score);
+            // CVAT's score attribute steps by 0.00001 (the label meta below): five decimals.
+            line.push_str(" z_order=\"0\"><attribute name=\"score\">");
+            push_trimmed(&mut line, d.score, 5);
+            line.push_str("</attribute></box>\n");
             b.write_all(line.as_bytes())?;
         }
         b.write_all(b"  </image>\n")?;

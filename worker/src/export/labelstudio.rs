@@ -8,14 +8,18 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
-use super::{ExportMeta, FormatWriter, OutImage, xml_escape};
+use super::{ExportMeta, FormatWriter, OutImage, json_str, push_trimmed, push_uint, xml_escape};
 
 pub(super) struct LabelStudioWriter {
     dir: PathBuf,
     meta: ExportMeta,
+    /// Class names as JSON string literals, by position.
+    names: Vec<String>,
+    /// The model's sha256 as a JSON string literal.
+    model_version: String,
     tasks: BufWriter<File>,
+    /// The task being written (reused).
+    line: String,
     n: u64,
 }
 
@@ -25,101 +29,82 @@ impl LabelStudioWriter {
         std::fs::create_dir_all(&dir)?;
         let mut tasks = BufWriter::new(File::create(dir.join("tasks.json"))?);
         tasks.write_all(b"[")?;
-        Ok(Self { dir, meta: meta.clone(), tasks, n: 0 })
+        let names = meta.names_by_position(json_str);
+        let model_version = json_str(&meta.model_sha256);
+        Ok(Self { dir, meta: meta.clone(), names, model_version, tasks, line: String::new(), n: 0 })
     }
 }
 
-#[derive(Serialize)]
-struct Task<'a> {
-    id: u64,
-    data: TaskData<'a>,
-    predictions: [Prediction<'a>; 1],
+/// Append `v` as a JSON number: the shortest text that reads back as `v` (`0` when not finite,
+/// which JSON cannot hold).
+fn push_number(out: &mut String, v: f64) {
+    use std::fmt::Write as _;
+    if v.is_finite() {
+        let _ = write!(out, "{v}");
+    } else {
+        out.push('0');
+    }
 }
 
-#[derive(Serialize)]
-struct TaskData<'a> {
-    image: &'a str,
-}
-
-#[derive(Serialize)]
-struct Prediction<'a> {
-    model_version: &'a str,
-    score: f64,
-    result: Vec<Region<'a>>,
-}
-
-#[derive(Serialize)]
-struct Region<'a> {
-    id: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    from_name: &'static str,
-    to_name: &'static str,
-    original_width: u32,
-    original_height: u32,
-    image_rotation: u32,
-    score: f64,
-    value: RegionValue<'a>,
-}
-
-#[derive(Serialize)]
-struct RegionValue<'a> {
-    x: f64,
-    y: f64,
-    width: f64,
-    height: f64,
-    rotation: u32,
-    rectanglelabels: [&'a str; 1],
-}
-
-/// Percent of `total`, rounded to 6 decimals.
-fn pct(v: f64, total: u32) -> f64 {
-    (v / f64::from(total.max(1)) * 100.0 * 1e6).round() / 1e6
+/// Percent of `total`, to 6 decimals (trailing zeros dropped).
+fn push_pct(out: &mut String, v: f64, total: u32) {
+    push_trimmed(out, v / f64::from(total.max(1)) * 100.0, 6);
 }
 
 impl FormatWriter for LabelStudioWriter {
+    /// One task, written by hand (a region is ~290 bytes of mostly constant keys, and this
+    /// writer runs beside COCO on a million boxes): `{"id", "data": {"image"}, "predictions":
+    /// [{"model_version", "score", "result": [regions]}]}`, each region `{"id": "<task>-<n>",
+    /// "type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width",
+    /// "original_height", "image_rotation": 0, "score", "value": {"x", "y", "width", "height",
+    /// "rotation": 0, "rectanglelabels": [name]}}` with x/y/width/height in percent.
     fn image(&mut self, img: &OutImage) -> std::io::Result<()> {
-        let result: Vec<Region<'_>> = img
-            .detections
-            .iter()
-            .enumerate()
-            .map(|(n, d)| {
-                let [x, y, w, h] = d.bbox;
-                Region {
-                    id: format!("{}-{n}", img.id),
-                    kind: "rectanglelabels",
-                    from_name: "label",
-                    to_name: "image",
-                    original_width: img.width,
-                    original_height: img.height,
-                    image_rotation: 0,
-                    score: d.score,
-                    value: RegionValue {
-                        x: pct(x, img.width),
-                        y: pct(y, img.height),
-                        width: pct(w, img.width),
-                        height: pct(h, img.height),
-                        rotation: 0,
-                        rectanglelabels: [self.meta.name(d.category_id)],
-                    },
-                }
-            })
-            .collect();
+        let t = &mut self.line;
+        t.clear();
+        if self.n > 0 {
+            t.push_str(",\n");
+        }
+        t.push_str("{\"id\":");
+        push_uint(t, img.id);
+        t.push_str(",\"data\":{\"image\":");
+        t.push_str(&json_str(&img.uri));
+        t.push_str("},\"predictions\":[{\"model_version\":");
+        t.push_str(&self.model_version);
+        t.push_str(",\"score\":");
         let n = img.detections.len();
         let mean = if n == 0 { 0.0 } else { img.detections.iter().map(|d| d.score).sum::<f64>() / n as f64 };
-        let task = Task {
-            id: img.id,
-            data: TaskData { image: &img.uri },
-            predictions: [Prediction {
-                model_version: &self.meta.model_sha256,
-                score: (mean * 1e5).round() / 1e5,
-                result,
-            }],
-        };
-        if self.n > 0 {
-            self.tasks.write_all(b",\n")?;
+        push_number(t, (mean * 1e5).round() / 1e5);
+        t.push_str(",\"result\":[");
+        for (i, d) in img.detections.iter().enumerate() {
+            let [x, y, w, h] = d.bbox;
+            if i > 0 {
+                t.push(',');
+            }
+            t.push_str("{\"id\":\"");
+            push_uint(t, img.id);
+            t.push('-');
+            push_uint(t, i as u64);
+            t.push_str("\",\"type\":\"rectanglelabels\",\"from_name\":\"label\",\"to_name\":\"image\",\"original_width\":");
+            push_uint(t, u64::from(img.width));
+            t.push_str(",\"original_height\":");
+            push_uint(t, u64::from(img.height));
+            t.push_str(",\"image_rotation\":0,\"score\":");
+            push_number(t, d.score);
+            t.push_str(",\"value\":{\"x\":");
+            push_pct(t, x, img.width);
+            t.push_str(",\"y\":");
+            push_pct(t, y, img.height);
+            t.push_str(",\"width\":");
+            push_pct(t, w, img.width);
+            t.push_str(",\"height\":");
+            push_pct(t, h, img.height);
+            t.push_str(",\"rotation\":0,\"rectanglelabels\":[");
+            let name = self.meta.position(d.category_id).and_then(|i| self.names.get(i));
+            t.push_str(name.map_or("\"?\"", String::as_str));
+            t.push_str("]}}");
         }
-        serde_json::to_writer(&mut self.tasks, &task)?;
+        t.push_str("]}]}");
+        self.tasks.write_all(t.as_bytes())?;
         self.n += 1;
         Ok(())
     }

@@ -19,6 +19,7 @@ mod coco;
 mod cvat;
 mod labelstudio;
 mod stems;
+mod text;
 mod tree;
 mod voc;
 mod yolo;
@@ -37,6 +38,7 @@ use crate::model::classes::Category;
 use crate::shardfile::Detection;
 
 pub use stems::{Stem, Stems};
+pub(crate) use text::{json_str, push_fixed, push_int, push_trimmed, push_uint, xml_escape};
 
 /// One image as the writers receive it (owned: batches of them cross to the writer threads).
 #[derive(Debug, Clone)]
@@ -236,29 +238,6 @@ impl ExportSet {
     }
 }
 
-/// Append `v` with `places` decimals (at most 9), rounded half away from zero: what `{:.N}`
-/// prints for box coordinates, without its exact (big-number) path, which dominated the
-/// per-box cost of the YOLO and CVAT writers.
-pub(crate) fn push_fixed(out: &mut String, v: f64, places: u32) {
-    use std::fmt::Write as _;
-    let places = places.min(9);
-    let p = 10u64.pow(places);
-    let n = (v.abs() * p as f64).round();
-    if !n.is_finite() || n >= 1e18 {
-        // Not finite or too large for the integer path.
-        let _ = write!(out, "{v:.*}", places as usize);
-        return;
-    }
-    let n = n as u64;
-    if v < 0.0 && n != 0 {
-        out.push('-');
-    }
-    let _ = write!(out, "{}", n / p);
-    if places > 0 {
-        let _ = write!(out, ".{:0w$}", n % p, w = places as usize);
-    }
-}
-
 /// Prefix of the staging directories a merge makes inside a `file://` output.
 const STAGING_PREFIX: &str = ".merge-staging-";
 
@@ -359,23 +338,6 @@ pub async fn upload_tree(root: &Path, output: &Location) -> Result<u64, StoreErr
         r?;
     }
     Ok(n)
-}
-
-/// Escape text for XML content and attribute values.
-pub(crate) fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

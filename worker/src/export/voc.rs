@@ -10,7 +10,7 @@ use std::path::Path;
 use labeljob_api::v1alpha1::Archive;
 
 use super::tree::Tree;
-use super::{ExportMeta, FormatWriter, OutImage, xml_escape};
+use super::{ExportMeta, FormatWriter, OutImage, push_int, push_uint, xml_escape};
 
 pub(super) struct VocWriter {
     tree: Tree,
@@ -34,31 +34,33 @@ impl FormatWriter for VocWriter {
     fn image(&mut self, img: &OutImage) -> std::io::Result<()> {
         let stem = &img.stem;
         let mut xml =
-            String::with_capacity(img.detections.len().saturating_mul(200).saturating_add(400).min(1 << 20));
+            String::with_capacity(img.detections.len().saturating_mul(230).saturating_add(300).min(1 << 20));
         let x = &mut xml;
-        let _ = write!(
-            x,
-            "<annotation>\n  <folder>JPEGImages</folder>\n  <filename>{}</filename>\n  \
-             <source><database>labeljob</database></source>\n  \
-             <size><width>{}</width><height>{}</height><depth>3</depth></size>\n  <segmented>0</segmented>\n",
-            xml_escape(&stem.file_name()),
-            img.width,
-            img.height
-        );
+        x.push_str("<annotation>\n  <folder>JPEGImages</folder>\n  <filename>");
+        x.push_str(&xml_escape(&stem.file_name()));
+        x.push_str("</filename>\n  <source><database>labeljob</database></source>\n  <size><width>");
+        push_uint(x, u64::from(img.width));
+        x.push_str("</width><height>");
+        push_uint(x, u64::from(img.height));
+        x.push_str("</height><depth>3</depth></size>\n  <segmented>0</segmented>\n");
         let (w, h) = (f64::from(img.width), f64::from(img.height));
+        let px = |v: f64, max: f64| v.round().clamp(0.0, max) as i64;
         for d in &img.detections {
             let [bx, by, bw, bh] = d.bbox;
-            let px = |v: f64, max: f64| v.round().clamp(0.0, max) as i64;
-            let _ = write!(
-                x,
-                "  <object>\n    <name>{}</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    \
-                 <difficult>0</difficult>\n    <bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox>\n  </object>\n",
-                self.meta.lookup(&self.names, d.category_id),
-                px(bx, w),
-                px(by, h),
-                px(bx + bw, w),
-                px(by + bh, h)
+            x.push_str("  <object>\n    <name>");
+            x.push_str(self.meta.lookup(&self.names, d.category_id));
+            x.push_str(
+                "</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    \
+                 <difficult>0</difficult>\n    <bndbox><xmin>",
             );
+            push_int(x, px(bx, w));
+            x.push_str("</xmin><ymin>");
+            push_int(x, px(by, h));
+            x.push_str("</ymin><xmax>");
+            push_int(x, px(bx + bw, w));
+            x.push_str("</xmax><ymax>");
+            push_int(x, px(by + bh, h));
+            x.push_str("</ymax></bndbox>\n  </object>\n");
         }
         x.push_str("</annotation>\n");
         self.tree.put(&format!("Annotations/{}.xml", stem.stem), xml.as_bytes())?;
