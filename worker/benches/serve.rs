@@ -236,18 +236,12 @@ fn main() {
         Arc::new(photo.resize_exact(300, 300, image::imageops::FilterType::Triangle).to_rgb8().into_raw());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
 
-    // Raw ORT: one session with every core, images back to back.
-    let mut session = ModelSession::load(&model, cores, Device::Cpu).expect("session");
-    for _ in 0..10 {
-        session.detect(&[&image], &filter()).expect("warm-up");
-    }
-    let (started, mut n) = (Instant::now(), 0u64);
-    while started.elapsed().as_secs_f64() < secs {
-        session.detect(&[&image], &filter()).expect("detect");
-        n += 1;
-    }
-    let raw = n as f64 / started.elapsed().as_secs_f64();
-    drop(session);
+    // Raw ORT with the sessions `labeljob serve` starts by default (as `labeljob run`: one
+    // single-threaded session per core on CPU), each on its own thread, images back to back;
+    // and one session with every core (serve's sizing before, for comparison).
+    let (sessions, threads) = labeljob_worker::stages::engine_size(Device::Cpu, cores, None, None);
+    let raw = raw_ort(&model, &image, sessions, threads, secs);
+    let raw_one = raw_ort(&model, &image, 1, cores, secs);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
@@ -255,8 +249,8 @@ fn main() {
             model,
             served_name: NAME.into(),
             engine: EngineOptions {
-                sessions: 1,
-                threads_per_session: cores,
+                sessions,
+                threads_per_session: threads,
                 max_batch: 8,
                 max_delay: Duration::from_millis(2),
                 queue_capacity: 256,
@@ -283,11 +277,15 @@ fn main() {
         let _ = task.await;
 
         println!(
-            "labeljob serve vs raw ONNX Runtime (SSD-MobileNet-v2 300x300, {cores} cores, {secs} s per row)"
+            "labeljob serve ({sessions} sessions × {threads} thread, its default here) vs raw ONNX Runtime \
+             (SSD-MobileNet-v2 300x300, {cores} cores, {secs} s per row)"
         );
         println!("| {:<34} | {:>9} | {:>10} |", "load", "img/s", "vs raw ORT");
         println!("|{:-<36}|{:->11}|{:->12}|", "", "", "");
-        println!("| {:<34} | {:>9.1} | {:>10.3} |", "raw ORT (1 session, in process)", raw, 1.0);
+        let sized = format!("raw ORT ({sessions} × {threads} thread, in process)");
+        println!("| {:<34} | {:>9.1} | {:>10.3} |", sized, raw, 1.0);
+        let one_session = format!("raw ORT (1 × {cores} threads)");
+        println!("| {:<34} | {:>9.1} | {:>10.3} |", one_session, raw_one, raw_one / raw);
         println!("| {:<34} | {:>9.1} | {:>10.3} |", "serve, 1 client", one, one / raw);
         println!("| {:<34} | {:>9.1} | {:>10.3} |", "serve, 8 clients", eight, eight / raw);
         println!();
@@ -304,4 +302,28 @@ fn main() {
         println!("p99 at half load ÷ single-request latency: {p99:.2} (target ≤ 3)");
         batching(secs, cores, &image).await;
     });
+}
+
+/// Images per second of `sessions` sessions of `threads` intra-op threads, each on its own
+/// thread running `image` back to back for `secs` seconds (after a warm-up).
+fn raw_ort(model: &ModelConfig, image: &[u8], sessions: usize, threads: usize, secs: f64) -> f64 {
+    let loaded: Vec<ModelSession> =
+        (0..sessions).map(|_| ModelSession::load(model, threads, Device::Cpu).expect("session")).collect();
+    let done = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for mut session in loaded {
+            let done = &done;
+            scope.spawn(move || {
+                for _ in 0..10 {
+                    session.detect(&[image], &filter()).expect("warm-up");
+                }
+                let t = Instant::now();
+                while t.elapsed().as_secs_f64() < secs {
+                    session.detect(&[image], &filter()).expect("detect");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    done.load(Ordering::Relaxed) as f64 / secs
 }

@@ -59,9 +59,11 @@ pub struct ServeArgs {
     /// Longest an image waits for others to fill a batch, in milliseconds.
     #[arg(long, env = "LABELJOB_SERVE_MAX_BATCH_DELAY_MS", default_value_t = u64::from(DEFAULT_MAX_BATCH_DELAY_MS))]
     pub max_batch_delay_ms: u64,
-    /// Model sessions, each on its own thread.
-    #[arg(long, env = "LABELJOB_SERVE_SESSIONS", default_value_t = 1)]
-    pub sessions: usize,
+    /// Model sessions, each on its own thread (default: as `labeljob run` sizes them, one per
+    /// core on CPU, at most 4, and 1 on CUDA: on CPU a small detector serves more images from
+    /// single-threaded sessions side by side than from one session with every core).
+    #[arg(long, env = "LABELJOB_SERVE_SESSIONS")]
+    pub sessions: Option<usize>,
     /// Intra-op threads per session (default: the cores divided by the sessions).
     #[arg(long, env = "LABELJOB_SERVE_THREADS")]
     pub threads: Option<usize>,
@@ -141,12 +143,8 @@ impl ServeArgs {
         let name = self.model_name.clone().unwrap_or_else(|| {
             if builtin { model.name.clone() } else { DEFAULT_FILE_MODEL_NAME.to_string() }
         });
-        let (sessions, threads) = crate::stages::engine_size(
-            self.device,
-            crate::stages::cores(),
-            Some(self.sessions),
-            self.threads,
-        );
+        let (sessions, threads) =
+            crate::stages::engine_size(self.device, crate::stages::cores(), self.sessions, self.threads);
         let engine = EngineOptions {
             sessions,
             threads_per_session: threads,
