@@ -493,9 +493,9 @@ impl ShardRunner {
         })
     }
 
+    /// The store's one progress writer; a failure is logged (progress is advisory).
     async fn write_progress(&self, p: &ShardProgress) {
-        let bytes = serde_json::to_vec(p).unwrap_or_default();
-        if let Err(e) = self.ctx.output.put(&layout::progress_key(p.index), bytes.into()).await {
+        if let Err(e) = labeljob_store::progress::write_progress(&self.ctx.output, p).await {
             tracing::warn!(shard = p.index, error = %e, "cannot write progress");
         }
     }
