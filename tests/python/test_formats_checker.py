@@ -192,3 +192,38 @@ def test_fails_when_stems_and_coco_disagree(formats_py, sample):
     rc, report, _ = check(formats_py, out, "--images-dir", src)
     assert rc == 2
     assert "stems.jsonl lists 6 images" in errors_of(report)
+
+
+def zip_tree(out: Path, name: str) -> Path:
+    """Replace `out/<name>/` by `out/<name>.zip` holding the same tree (what `archive: zip` writes)."""
+    import zipfile
+
+    archive = out / f"{name}.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as z:
+        for path in sorted((out / name).rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(out / name).as_posix())
+    shutil.rmtree(out / name)
+    return archive
+
+
+def test_archives_are_tested_and_unzipped(formats_py, sample):
+    out, src = sample
+    for name in ("yolo", "voc"):
+        zip_tree(out, name)
+    rc, report, stderr = check(formats_py, out, "--images-dir", src)
+    assert rc == 0, stderr
+    assert report["yolo"]["images"] == report["voc"]["images"] == N_IMAGES
+    assert report["checks"]["formats"] == FORMATS
+
+
+def test_fails_on_a_corrupt_archive(formats_py, sample):
+    out, src = sample
+    archive = zip_tree(out, "voc")
+    data = bytearray(archive.read_bytes())
+    at = data.index(b"<annotation>")  # inside the first stored entry
+    data[at + 1] ^= 0x20
+    archive.write_bytes(bytes(data))
+    rc, report, _ = check(formats_py, out, "--images-dir", src, "--formats", "voc")
+    assert rc == 2
+    assert any("voc: voc.zip: entry" in e and "CRC" in e for e in report["checks"]["errors"]), report["checks"]
