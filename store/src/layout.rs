@@ -47,6 +47,16 @@ pub const STEMS: &str = "stems.jsonl";
 pub const REVIEW_DIR: &str = "review";
 /// Held by a running `labeljob run` (host, pid, start): one run per output.
 pub const RUN_LOCK: &str = "run.lock";
+/// Prefix of the exact-duplicate claims: shards of a job claim each content hash they label
+/// first, so that a byte copy in another shard is not sent to the model again.
+pub const CLAIMS_DIR: &str = "claims/";
+
+/// `claims/<manifest digest, 16 hex>/<sha256>`: who labels the content `sha256` for the
+/// manifest `manifest_digest` (a JSON `{"id", "uri"}`, written once, put-if-absent).
+pub fn claim_key(manifest_digest: &str, sha256: &str) -> String {
+    let digest = manifest_digest.get(..16).unwrap_or(manifest_digest);
+    format!("{CLAIMS_DIR}{digest}/{sha256}")
+}
 
 const SHARD_FILE_PREFIX: &str = "shard-";
 const SHARD_FILE_SUFFIX: &str = ".json";

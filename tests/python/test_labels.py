@@ -4,6 +4,7 @@ for the Label Studio tasks, pycocotools for COCO), review routing against an ind
 recomputation, duplicates (exact and perceptual, compared with the imagehash package), and the
 per-class rules against a Python recomputation from the raw detections."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -185,8 +186,12 @@ def test_duplicates_are_labelled_once(tmp_path, labeljob_bin, run_env, shards):
     print(f"\ndedup, {shards} shard(s), {n} images: model runs none/exact/perceptual = "
           f"{none[1]['images']['modelRuns']}/{exact_run[1]['images']['modelRuns']}/{perc[1]['images']['modelRuns']}; "
           f"exact copies {sorted(exact_run[2])}; perceptual {perc[2]}")
+    # exact: a byte copy is never sent to the model, in its shard or another (claims);
+    # perceptual: copies in other shards are inferred there and get their first copy's labels
+    # at the merge, so the model runs once per unique image within a shard.
+    assert exact_run[1]["images"]["modelRuns"] == n - len(exact)
+    assert not (tmp_path / "out-dedup-exact" / "claims").exists(), "the merge removes the claims"
     if shards == 1:
-        assert exact_run[1]["images"]["modelRuns"] == n - len(exact)
         assert perc[1]["images"]["modelRuns"] == n - len(perc[2])
     base = {Path(u).name: b for u, b in boxes_by_uri(none[0]).items()}
     for got, copies in [(exact_run, exact), (perc, perc[2])]:
@@ -254,3 +259,28 @@ def test_unknown_class_names_are_refused_with_exit_2(tmp_path, labeljob_bin, run
     assert proc.returncode == 2, proc.stderr
     assert '"persn" is not a class of this model' in proc.stderr and '"doge"' in proc.stderr
     assert not out.exists()
+
+
+def test_a_claim_naming_another_image_is_ignored(tmp_path, labeljob_bin, run_env):
+    """A duplicate claim in the output that does not name an image of this manifest by id and
+    URI (left by hand, or by another tool) never stops an image from being labelled."""
+    inp = tmp_path / "in"
+    exact, _ = make_copies(inp)
+    n = len(list(inp.iterdir()))
+    path, out = job(tmp_path, "claims", inp, "", 3, input_extra="    dedup: {mode: exact}\n")
+    run_labeljob(labeljob_bin, run_env, "run", path)
+    digest = json.loads((out / "plan.json").read_text())["manifestDigest"]
+    claims = out / "claims" / digest[:16]
+    claims.mkdir(parents=True)
+    for p in sorted(inp.iterdir()):
+        sha = hashlib.sha256(p.read_bytes()).hexdigest()
+        (claims / sha).write_text(json.dumps({"id": 0, "uri": "file:///elsewhere/x.jpg"}))
+    path.write_text(path.read_text().replace("uri: \"file://" + str(out) + "\"",
+                                             "uri: \"file://" + str(out) + "\"\n    overwrite: Replace"))
+    run_labeljob(labeljob_bin, run_env, "run", path)
+    report = json.loads((out / "report.json").read_text())
+    # Every image labelled: a foreign claim costs a second model run, never the image; the
+    # byte copies are still found (by hash, at the merge) and listed.
+    assert report["images"]["labelled"] == n and report["images"]["modelRuns"] == n, report["images"]
+    assert duplicates(out) == exact
+    assert not (out / "claims").exists()

@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::dedup::{HashIndex, ImageHash, Match, parse_hash_hex};
 use crate::export::{ExportMeta, ExportSet, OutImage, Stems, publish, staging_dir};
 use crate::job::JobContext;
-use crate::shardfile::{Detection, ShardFile, ShardFor, ShardImage, Timings};
+use crate::shardfile::{Detection, DuplicateOf, ShardFile, ShardFor, ShardImage, Timings};
 
 /// Why a merge failed.
 #[derive(Debug, thiserror::Error)]
@@ -135,28 +135,115 @@ fn image_hash(img: &ShardImage) -> Option<ImageHash> {
         .or_else(|| img.dhash.as_deref().and_then(parse_hash_hex).map(ImageHash::Perceptual))
 }
 
-/// Copies whose first copy is in an earlier shard (shards dedup only within themselves):
-/// copy id → match, and the ids of the first copies needed.
-async fn cross_shard_copies(
-    ctx: &JobContext,
-    manifest: &Manifest,
-) -> Result<(HashMap<u64, Match>, HashSet<u64>), MergeError> {
+/// The duplicates across shards. Two kinds: images labelled in their shard whose first copy
+/// is in an earlier shard (found here by hash: shards dedup only within themselves, and
+/// perceptual copies are only found this way), and byte copies a shard did not label because
+/// another shard had claimed their content (`exact` mode, `layout::claim_key`), whose first
+/// copy may be in any shard. Returns copy id → match, the ids of the first copies, and the
+/// first copies of the claimed ones (read here: they may come after their copies).
+async fn cross_shard_copies(ctx: &JobContext, manifest: &Manifest) -> Result<CrossShard, MergeError> {
     let dedup = &ctx.job.spec.input.dedup;
-    let (mut copies, mut firsts) = (HashMap::new(), HashSet::new());
+    let mut cross = CrossShard::default();
     if dedup.mode == DedupMode::None || ctx.shards() < 2 {
-        return Ok((copies, firsts));
+        return Ok(cross);
     }
     let mut index = HashIndex::new(dedup.mode, dedup.max_distance);
+    // Claimed first copy → its copies in other shards.
+    let mut groups: HashMap<u64, Vec<u64>> = HashMap::new();
     for i in 0..ctx.shards() {
         let shard = load_shard(ctx, manifest, i).await?;
-        for img in shard.images.iter().filter(|im| im.duplicate_of.is_none()) {
-            if let Some(m) = image_hash(img).and_then(|h| index.check_or_insert(&h, img.id)) {
-                copies.insert(img.id, m);
-                firsts.insert(m.id);
+        let own = shard.range[0]..shard.range[1];
+        for img in &shard.images {
+            let m = match img.duplicate_of {
+                None => image_hash(img).and_then(|h| index.check_or_insert(&h, img.id)),
+                Some(d) if !own.contains(&d.id) => {
+                    groups.entry(d.id).or_default().push(img.id);
+                    Some(Match { id: d.id, distance: d.distance })
+                }
+                Some(_) => None,
+            };
+            if let Some(m) = m {
+                cross.copies.insert(img.id, m);
+                cross.firsts.insert(m.id);
             }
         }
     }
-    Ok((copies, firsts))
+    // Whichever shard claimed first, the lowest id of a group is shown as the original (as
+    // within a shard): byte copies have the same labels, so only the listing changes.
+    for (&first, copies) in &groups {
+        let lowest = copies.iter().copied().fold(first, u64::min);
+        for id in copies.iter().copied().chain([first]) {
+            cross.shown_as.insert(id, (id != lowest).then_some(lowest));
+        }
+    }
+    let claimed: HashSet<u64> = groups.into_keys().collect();
+    if !claimed.is_empty() {
+        for i in 0..ctx.shards() {
+            let range = shard_range(manifest.entries.len() as u64, ctx.shards(), i);
+            if !claimed.iter().any(|id| range.contains(id)) {
+                continue;
+            }
+            let shard = load_shard(ctx, manifest, i).await?;
+            let firsts = shard.images.into_iter().filter(|im| claimed.contains(&im.id));
+            cross.claimed_firsts.extend(firsts.map(|im| (im.id, im)));
+        }
+    }
+    Ok(cross)
+}
+
+/// What [`cross_shard_copies`] found.
+#[derive(Debug, Default)]
+struct CrossShard {
+    /// Copy id → the image whose labels it gets.
+    copies: HashMap<u64, Match>,
+    /// The images of `copies` in earlier shards.
+    firsts: HashSet<u64>,
+    /// The claimed first copies, by id.
+    claimed_firsts: HashMap<u64, ShardImage>,
+    /// Members of claim groups → the id they are listed as a duplicate of (`None`: shown as
+    /// the original).
+    shown_as: HashMap<u64, Option<u64>>,
+}
+
+/// Delete the duplicate claims of the shards (`claims/`): once merged they serve nothing. A
+/// failure only leaves small objects behind (logged).
+async fn remove_claims(ctx: &JobContext) {
+    if ctx.job.spec.input.dedup.mode != DedupMode::Exact || ctx.shards() < 2 {
+        return;
+    }
+    if let Some(dir) = ctx.output.local_dir() {
+        let dir = dir.join(layout::CLAIMS_DIR);
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the duplicate claims");
+        }
+        return;
+    }
+    let claims = match ctx.output.list(layout::CLAIMS_DIR).await {
+        Ok(claims) => claims,
+        Err(e) => return tracing::warn!(error = %e, "cannot list the duplicate claims to remove them"),
+    };
+    use futures::StreamExt as _;
+    let mut deletes =
+        futures::stream::iter(claims.iter().map(|c| ctx.output.delete(&c.key))).buffer_unordered(32);
+    while let Some(r) = deletes.next().await {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot remove a duplicate claim");
+        }
+    }
+}
+
+/// One line of `errors.jsonl`.
+fn write_error(
+    out: &mut impl Write,
+    uri: &str,
+    stage: &str,
+    kind: &str,
+    reason: &str,
+) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &json!({"uri": uri, "stage": stage, "kind": kind, "reason": reason}))?;
+    out.write_all(b"\n")
 }
 
 /// Running counts of the merge.
@@ -178,6 +265,7 @@ struct Tally {
     first_uris: HashMap<u64, String>,
     cross: HashMap<u64, Match>,
     firsts: HashSet<u64>,
+    shown_as: HashMap<u64, Option<u64>>,
     main: ExportSet,
     review: Option<ExportSet>,
     errors: BufWriter<File>,
@@ -204,10 +292,24 @@ impl Tally {
             if self.firsts.contains(&img.id) {
                 self.cache.insert(img.id, img.clone());
             }
-            if let Some(m) = self.cross.get(&img.id)
-                && let Some(first) = self.cache.get(&m.id)
-            {
-                img.copy_labels_of(first, m.distance);
+            if let Some(m) = self.cross.get(&img.id) {
+                match self.cache.get(&m.id) {
+                    Some(first) => img.copy_labels_of(first, m.distance),
+                    // A claimed copy whose first copy was not labelled (it failed): no labels
+                    // to give, so it fails too, naming why.
+                    None if img.duplicate_of.is_some() => {
+                        let first = self.first_uris.get(&m.id).map_or("", String::as_str);
+                        let reason = format!("a byte copy of {first}, which could not be labelled");
+                        write_error(&mut self.errors, &img.uri, "dedup", "first-copy-failed", &reason)?;
+                        *self.errors_by_kind.entry("first-copy-failed".into()).or_default() += 1;
+                        c.failed += 1;
+                        continue;
+                    }
+                    None => {}
+                }
+            }
+            if let Some(&shown) = self.shown_as.get(&img.id) {
+                img.duplicate_of = shown.map(|id| DuplicateOf { id, distance: 0 });
             }
             if let Some(d) = img.duplicate_of {
                 c.duplicates += 1;
@@ -252,11 +354,7 @@ impl Tally {
             }
         }
         for e in &shard.errors {
-            serde_json::to_writer(
-                &mut self.errors,
-                &json!({"uri": e.uri, "stage": e.stage, "kind": e.kind, "reason": e.reason}),
-            )?;
-            self.errors.write_all(b"\n")?;
+            write_error(&mut self.errors, &e.uri, &e.stage, &e.kind, &e.reason)?;
             *self.errors_by_kind.entry(e.kind.clone()).or_default() += 1;
             c.failed += 1;
         }
@@ -280,7 +378,8 @@ pub async fn merge(
         return Err(MergeError::Missing { missing, shards });
     }
     let spec = &ctx.job.spec;
-    let (cross, firsts) = cross_shard_copies(ctx, manifest).await?;
+    let CrossShard { copies: cross, firsts, claimed_firsts, shown_as } =
+        cross_shard_copies(ctx, manifest).await?;
 
     let dir = staging_dir(&ctx.output)?;
     let staging = dir.path().to_path_buf();
@@ -312,12 +411,13 @@ pub async fn merge(
         first_uris: HashMap::new(),
         cross,
         firsts,
+        shown_as,
         main,
         review,
         errors: BufWriter::new(File::create(staging.join(layout::ERRORS))?),
         dups: BufWriter::new(File::create(staging.join(layout::DUPLICATES))?),
         stems: Stems::default(),
-        cache: HashMap::new(),
+        cache: claimed_firsts,
         per_class_id: HashMap::new(),
         errors_by_kind: BTreeMap::new(),
         hist: [0; HIST_BINS],
@@ -331,7 +431,11 @@ pub async fn merge(
         tally.first_uris = shard
             .images
             .iter()
-            .filter_map(|im| im.duplicate_of.map(|d| d.id).or_else(|| tally.cross.get(&im.id).map(|m| m.id)))
+            .flat_map(|im| {
+                let shown = tally.shown_as.get(&im.id).copied().flatten();
+                [im.duplicate_of.map(|d| d.id), tally.cross.get(&im.id).map(|m| m.id), shown]
+            })
+            .flatten()
             .filter_map(|id| Some((id, manifest.entries.get(usize::try_from(id).ok()?)?.uri.clone())))
             .collect();
         // Sorting images into sets is CPU and file work: on a blocking thread.
@@ -385,6 +489,7 @@ pub async fn merge(
     let files = publish(&staging, &ctx.output).await?;
     let uploaded = started.elapsed().as_secs_f64() - written;
     tracing::info!(written, uploaded, files, "merge outputs written");
+    remove_claims(ctx).await;
 
     let wall = wall_seconds.unwrap_or(timings.wall);
     let report = json!({

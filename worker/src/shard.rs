@@ -256,7 +256,7 @@ impl ShardRunner {
                     Ok(p) => p.hash.as_ref().and_then(|h| seen.check_or_insert(h, p.entry.id)),
                     Err(_) => None,
                 };
-                self.finish(prepared, copies)
+                self.finish(prepared, copies, manifest)
             })
             .buffer_unordered(concurrency);
         let stopped = stopped(self.stop.clone());
@@ -402,12 +402,15 @@ impl ShardRunner {
         }
     }
 
-    /// Infer a prepared image (not a copy: its labels are filled in from the first copy once
-    /// the shard is done).
+    /// Infer a prepared image, unless it is a copy: of an earlier image of this shard
+    /// (`copies`), or, in `exact` mode, of an image another shard claimed first
+    /// ([`ShardRunner::claimed_by`]). A copy's labels are filled in from its first copy once
+    /// the shard is done, or by the merge when that copy is in another shard.
     async fn finish(
         &self,
         prepared: Result<Prepared, (Failure, Timings)>,
         copies: Option<Match>,
+        manifest: &Manifest,
     ) -> (Result<ShardImage, Failure>, Timings) {
         let p = match prepared {
             Ok(p) => p,
@@ -431,6 +434,10 @@ impl ShardRunner {
         };
         if let Some(m) = copies {
             img.duplicate_of = Some(DuplicateOf { id: m.id, distance: m.distance });
+            return (Ok(img), t);
+        }
+        if let Some(first) = self.claimed_by(&img, manifest).await {
+            img.duplicate_of = Some(DuplicateOf { id: first, distance: 0 });
             return (Ok(img), t);
         }
         let t2 = Instant::now();
@@ -511,6 +518,49 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 enum Failure {
     Image(ImageError),
     Fatal(DetectError),
+}
+
+/// A claim of a content hash (`layout::claim_key`): the image that labels it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Claim {
+    id: u64,
+    uri: String,
+}
+
+impl ShardRunner {
+    /// In `exact` dedup mode with several shards: claim `img`'s content for it (put-if-absent
+    /// of its claim key) and return the id of the image that claimed it first when that is
+    /// another image of the manifest (then `img` is a byte copy: not sent to the model). A
+    /// claim of `img` itself (a retried shard) or a store without the claim (an error, a
+    /// malformed or foreign claim) infers the image: at worst a second run, never a lost image.
+    async fn claimed_by(&self, img: &ShardImage, manifest: &Manifest) -> Option<u64> {
+        let dedup = &self.ctx.job.spec.input.dedup;
+        if dedup.mode != DedupMode::Exact || self.ctx.shards() < 2 {
+            return None;
+        }
+        let key = layout::claim_key(&manifest.digest, img.sha256.as_deref()?);
+        let body = serde_json::to_vec(&Claim { id: img.id, uri: img.uri.clone() }).ok()?;
+        let output = &self.ctx.output;
+        let first = match output.put_if_absent(&key, body.into()).await {
+            Ok(true) => return None,
+            Ok(false) => output.get_opt(&key).await,
+            Err(e) => Err(e),
+        };
+        let claim = match first {
+            Ok(Some(bytes)) => serde_json::from_slice::<Claim>(&bytes).ok()?,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(uri = %img.uri, error = %e, "no duplicate claim: labelling the image");
+                return None;
+            }
+        };
+        // The claim must name another image of this manifest, by id and URI.
+        let names_an_image = usize::try_from(claim.id)
+            .ok()
+            .and_then(|i| manifest.entries.get(i))
+            .is_some_and(|e| e.id == claim.id && e.uri == claim.uri);
+        (claim.id != img.id && names_an_image).then_some(claim.id)
+    }
 }
 
 /// A downloaded, decoded and resized image waiting for inference.
