@@ -284,3 +284,22 @@ def test_a_claim_naming_another_image_is_ignored(tmp_path, labeljob_bin, run_env
     assert report["images"]["labelled"] == n and report["images"]["modelRuns"] == n, report["images"]
     assert duplicates(out) == exact
     assert not (out / "claims").exists()
+
+
+def test_exact_copies_across_shards_label_as_one_shard_does(tmp_path, labeljob_bin, run_env):
+    """Many byte copies spread over shards (copies of claimed copies within a shard too): the
+    same labels, the same duplicates.jsonl and the same model runs as one shard."""
+    inp = tmp_path / "many"
+    inp.mkdir()
+    photos = sorted(p for p in PHOTOS.iterdir() if p.suffix == ".jpg")[:6]
+    for i in range(60):
+        shutil.copyfile(photos[i % len(photos)], inp / f"img{i:03d}.jpg")
+    got = {}
+    for shards in (1, 5):
+        path, out = job(tmp_path, f"copies-{shards}", inp, "", shards, input_extra="    dedup: {mode: exact}\n")
+        run_labeljob(labeljob_bin, run_env, "run", path)
+        report = json.loads((out / "report.json").read_text())["images"]
+        got[shards] = (sorted(boxes_by_uri(load(out)).items()), duplicates(out), report["modelRuns"],
+                       report["labelled"])
+    assert got[5] == got[1]
+    assert got[1][2] == len(photos) and got[1][3] == 60 and len(got[1][1]) == 60 - len(photos)

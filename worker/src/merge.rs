@@ -148,19 +148,32 @@ async fn cross_shard_copies(ctx: &JobContext, manifest: &Manifest) -> Result<Cro
         return Ok(cross);
     }
     let mut index = HashIndex::new(dedup.mode, dedup.max_distance);
-    // Claimed first copy → its copies in other shards.
+    // Claimed first copy → the images that get its labels: its copies in other shards, and
+    // the copies of those within their shard (which had no labels to take there).
     let mut groups: HashMap<u64, Vec<u64>> = HashMap::new();
+    // Copies within a shard, by first copy (for the claimed ones' own local copies).
+    let mut local: HashMap<u64, Vec<u64>> = HashMap::new();
     for i in 0..ctx.shards() {
         let shard = load_shard(ctx, manifest, i).await?;
         let own = shard.range[0]..shard.range[1];
+        // This shard's claimed copies → the claimed first copy (images are in id order).
+        let mut claimed_by: HashMap<u64, u64> = HashMap::new();
         for img in &shard.images {
             let m = match img.duplicate_of {
                 None => image_hash(img).and_then(|h| index.check_or_insert(&h, img.id)),
                 Some(d) if !own.contains(&d.id) => {
+                    claimed_by.insert(img.id, d.id);
                     groups.entry(d.id).or_default().push(img.id);
                     Some(Match { id: d.id, distance: d.distance })
                 }
-                Some(_) => None,
+                Some(d) => {
+                    local.entry(d.id).or_default().push(img.id);
+                    claimed_by.get(&d.id).copied().map(|first| {
+                        claimed_by.insert(img.id, first);
+                        groups.entry(first).or_default().push(img.id);
+                        Match { id: first, distance: d.distance }
+                    })
+                }
             };
             if let Some(m) = m {
                 cross.copies.insert(img.id, m);
@@ -169,10 +182,12 @@ async fn cross_shard_copies(ctx: &JobContext, manifest: &Manifest) -> Result<Cro
         }
     }
     // Whichever shard claimed first, the lowest id of a group is shown as the original (as
-    // within a shard): byte copies have the same labels, so only the listing changes.
+    // within a shard): byte copies have the same labels, so only the listing changes. The
+    // claimed first copy's own local copies are listed against that id too.
     for (&first, copies) in &groups {
         let lowest = copies.iter().copied().fold(first, u64::min);
-        for id in copies.iter().copied().chain([first]) {
+        let of_first = local.get(&first).into_iter().flatten().copied();
+        for id in copies.iter().copied().chain([first]).chain(of_first) {
             cross.shown_as.insert(id, (id != lowest).then_some(lowest));
         }
     }
