@@ -303,3 +303,32 @@ def test_exact_copies_across_shards_label_as_one_shard_does(tmp_path, labeljob_b
                        report["labelled"])
     assert got[5] == got[1]
     assert got[1][2] == len(photos) and got[1][3] == 60 and len(got[1][1]) == 60 - len(photos)
+
+
+def test_a_claim_from_its_own_shard_never_leaves_copies_unlabelled(tmp_path, labeljob_bin, run_env):
+    """An earlier attempt of a shard may have claimed a content through its second copy (the
+    first failed then): the retry sees its own shard's claim, labels the first copy and copies
+    it to the second, instead of two copies each waiting on the other."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    a, b, c = sorted(p for p in PHOTOS.iterdir() if p.suffix == ".jpg")[:3]
+    for name, src in [("x0.jpg", a), ("x1.jpg", a), ("x2.jpg", b), ("x3.jpg", c)]:
+        shutil.copyfile(src, inp / name)
+    path, out = job(tmp_path, "own-claim", inp, "", 2, input_extra="    dedup: {mode: exact}\n")
+    run_labeljob(labeljob_bin, run_env, "run", path)
+    want = boxes_by_uri(load(out))
+    digest = json.loads((out / "plan.json").read_text())["manifestDigest"]
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    second = next(e for e in manifest if e["uri"].endswith("/x1.jpg"))
+    claims = out / "claims" / digest[:16]
+    claims.mkdir(parents=True)
+    sha = hashlib.sha256(a.read_bytes()).hexdigest()
+    (claims / sha).write_text(json.dumps({"id": second["id"], "uri": second["uri"]}))
+    path.write_text(path.read_text().replace("uri: \"file://" + str(out) + "\"",
+                                             "uri: \"file://" + str(out) + "\"\n    overwrite: Replace"))
+    run_labeljob(labeljob_bin, run_env, "run", path)
+    report = json.loads((out / "report.json").read_text())["images"]
+    assert (report["labelled"], report["modelRuns"]) == (4, 3), report
+    assert duplicates(out) == {"x1.jpg": "x0.jpg"}
+    got = boxes_by_uri(load(out))
+    assert got == want and got[f"file://{inp}/x0.jpg"], "the copies have the first copy's labels"

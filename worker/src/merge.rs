@@ -151,8 +151,9 @@ async fn cross_shard_copies(ctx: &JobContext, manifest: &Manifest) -> Result<Cro
     // Claimed first copy → the images that get its labels: its copies in other shards, and
     // the copies of those within their shard (which had no labels to take there).
     let mut groups: HashMap<u64, Vec<u64>> = HashMap::new();
-    // Copies within a shard, by first copy (for the claimed ones' own local copies).
+    // Copies within a shard, by first copy, and the other way (for the claimed ones' own).
     let mut local: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut local_first: HashMap<u64, u64> = HashMap::new();
     for i in 0..ctx.shards() {
         let shard = load_shard(ctx, manifest, i).await?;
         let own = shard.range[0]..shard.range[1];
@@ -168,6 +169,7 @@ async fn cross_shard_copies(ctx: &JobContext, manifest: &Manifest) -> Result<Cro
                 }
                 Some(d) => {
                     local.entry(d.id).or_default().push(img.id);
+                    local_first.insert(img.id, d.id);
                     claimed_by.get(&d.id).copied().map(|first| {
                         claimed_by.insert(img.id, first);
                         groups.entry(first).or_default().push(img.id);
@@ -183,11 +185,14 @@ async fn cross_shard_copies(ctx: &JobContext, manifest: &Manifest) -> Result<Cro
     }
     // Whichever shard claimed first, the lowest id of a group is shown as the original (as
     // within a shard): byte copies have the same labels, so only the listing changes. The
-    // claimed first copy's own local copies are listed against that id too.
+    // group holds the claimed first copy's shard-mates too: its own copies, and the image it
+    // is a copy of when an earlier attempt of its shard claimed through it.
     for (&first, copies) in &groups {
-        let lowest = copies.iter().copied().fold(first, u64::min);
-        let of_first = local.get(&first).into_iter().flatten().copied();
-        for id in copies.iter().copied().chain([first]).chain(of_first) {
+        let root = local_first.get(&first).copied().unwrap_or(first);
+        let mates = [root, first].into_iter().flat_map(|id| local.get(&id).into_iter().flatten().copied());
+        let members: HashSet<u64> = copies.iter().copied().chain([root, first]).chain(mates).collect();
+        let lowest = members.iter().copied().min().unwrap_or(first);
+        for id in members {
             cross.shown_as.insert(id, (id != lowest).then_some(lowest));
         }
     }

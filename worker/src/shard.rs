@@ -256,7 +256,7 @@ impl ShardRunner {
                     Ok(p) => p.hash.as_ref().and_then(|h| seen.check_or_insert(h, p.entry.id)),
                     Err(_) => None,
                 };
-                self.finish(prepared, copies, manifest)
+                self.finish(prepared, copies, manifest, &range)
             })
             .buffer_unordered(concurrency);
         let stopped = stopped(self.stop.clone());
@@ -411,6 +411,7 @@ impl ShardRunner {
         prepared: Result<Prepared, (Failure, Timings)>,
         copies: Option<Match>,
         manifest: &Manifest,
+        own: &std::ops::Range<u64>,
     ) -> (Result<ShardImage, Failure>, Timings) {
         let p = match prepared {
             Ok(p) => p,
@@ -436,7 +437,7 @@ impl ShardRunner {
             img.duplicate_of = Some(DuplicateOf { id: m.id, distance: m.distance });
             return (Ok(img), t);
         }
-        if let Some(first) = self.claimed_by(&img, manifest).await {
+        if let Some(first) = self.claimed_by(&img, manifest, own).await {
             img.duplicate_of = Some(DuplicateOf { id: first, distance: 0 });
             return (Ok(img), t);
         }
@@ -530,10 +531,16 @@ struct Claim {
 impl ShardRunner {
     /// In `exact` dedup mode with several shards: claim `img`'s content for it (put-if-absent
     /// of its claim key) and return the id of the image that claimed it first when that is
-    /// another image of the manifest (then `img` is a byte copy: not sent to the model). A
-    /// claim of `img` itself (a retried shard) or a store without the claim (an error, a
-    /// malformed or foreign claim) infers the image: at worst a second run, never a lost image.
-    async fn claimed_by(&self, img: &ShardImage, manifest: &Manifest) -> Option<u64> {
+    /// an image of another shard (then `img` is a byte copy: not sent to the model). A claim
+    /// by this shard (`img` itself or another of its images, from an earlier attempt), a store
+    /// without the claim (an error) or a malformed or foreign claim infers the image: at worst
+    /// a second run, never a lost image.
+    async fn claimed_by(
+        &self,
+        img: &ShardImage,
+        manifest: &Manifest,
+        own: &std::ops::Range<u64>,
+    ) -> Option<u64> {
         let dedup = &self.ctx.job.spec.input.dedup;
         if dedup.mode != DedupMode::Exact || self.ctx.shards() < 2 {
             return None;
@@ -554,12 +561,14 @@ impl ShardRunner {
                 return None;
             }
         };
-        // The claim must name another image of this manifest, by id and URI.
+        // The claim must name an image of this manifest, by id and URI, in another shard: one
+        // of this shard (an earlier attempt's first copy, which this attempt may see as a
+        // copy) is left to the shard's own index, so that two images never wait on each other.
         let names_an_image = usize::try_from(claim.id)
             .ok()
             .and_then(|i| manifest.entries.get(i))
             .is_some_and(|e| e.id == claim.id && e.uri == claim.uri);
-        (claim.id != img.id && names_an_image).then_some(claim.id)
+        (!own.contains(&claim.id) && names_an_image).then_some(claim.id)
     }
 }
 
