@@ -272,9 +272,11 @@ def test_a_claim_naming_another_image_is_ignored(tmp_path, labeljob_bin, run_env
     digest = json.loads((out / "plan.json").read_text())["manifestDigest"]
     claims = out / "claims" / digest[:16]
     claims.mkdir(parents=True)
-    for p in sorted(inp.iterdir()):
+    for i, p in enumerate(sorted(inp.iterdir())):
         sha = hashlib.sha256(p.read_bytes()).hexdigest()
-        (claims / sha).write_text(json.dumps({"id": 0, "uri": "file:///elsewhere/x.jpg"}))
+        claim = json.dumps({"id": 0, "uri": "file:///elsewhere/x.jpg"})
+        # one of them far larger than any claim: refused unread (the image labelled all the same)
+        (claims / sha).write_text(claim + " " * (1 << 20) if i == 0 else claim)
     path.write_text(path.read_text().replace("uri: \"file://" + str(out) + "\"",
                                              "uri: \"file://" + str(out) + "\"\n    overwrite: Replace"))
     run_labeljob(labeljob_bin, run_env, "run", path)
@@ -332,3 +334,33 @@ def test_a_claim_from_its_own_shard_never_leaves_copies_unlabelled(tmp_path, lab
     assert duplicates(out) == {"x1.jpg": "x0.jpg"}
     got = boxes_by_uri(load(out))
     assert got == want and got[f"file://{inp}/x0.jpg"], "the copies have the first copy's labels"
+
+
+def test_a_claim_that_cannot_give_labels_fails_its_copy_by_name(tmp_path, labeljob_bin, run_env):
+    """A claim (changed by hand) naming an image of another shard that failed, or whose bytes
+    differ: the copy is not silently given no labels or another image's labels, it fails with
+    a reason naming the claimed image."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    a, b, c = sorted(p for p in PHOTOS.iterdir() if p.suffix == ".jpg")[:3]
+    shutil.copyfile(a, inp / "a0.jpg")
+    (inp / "a1-bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    shutil.copyfile(b, inp / "b0.jpg")
+    shutil.copyfile(c, inp / "b1.jpg")
+    path, out = job(tmp_path, "bad-claims", inp, "", 2, input_extra="    dedup: {mode: exact}\n")
+    run_labeljob(labeljob_bin, run_env, "run", path, check=False)  # a1-bad.jpg may spend the error budget
+    digest = json.loads((out / "plan.json").read_text())["manifestDigest"]
+    entry = {Path(e["uri"]).name: e for e in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
+    claims = out / "claims" / digest[:16]
+    claims.mkdir(parents=True)
+    for copy, named in [(b, "a1-bad.jpg"), (c, "a0.jpg")]:
+        e = entry[named]
+        (claims / hashlib.sha256(copy.read_bytes()).hexdigest()).write_text(json.dumps({"id": e["id"], "uri": e["uri"]}))
+    path.write_text(path.read_text().replace("uri: \"file://" + str(out) + "\"",
+                                             "uri: \"file://" + str(out) + "\"\n    overwrite: Replace"))
+    run_labeljob(labeljob_bin, run_env, "run", path, check=False)
+    errors = {Path(e["uri"]).name: e for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
+    assert errors["b0.jpg"]["kind"] == "first-copy-failed", errors
+    assert errors["b0.jpg"]["reason"].endswith("a1-bad.jpg, which could not be labelled"), errors["b0.jpg"]
+    assert errors["b1.jpg"]["reason"].endswith("a0.jpg, whose content differs: its claim is not this image's")
+    assert [Path(i["file_name"]).name for i in load(out)["images"]] == ["a0.jpg"]

@@ -173,26 +173,8 @@ async fn batching(secs: f64, cores: usize, image: &Arc<Vec<u8>>) {
         );
     }
     for max_batch in [1usize, 4, 16] {
-        let settings = ServerSettings {
-            model: model.clone(),
-            served_name: "batch".into(),
-            engine: EngineOptions {
-                sessions: 1,
-                threads_per_session: cores,
-                max_batch,
-                max_delay: Duration::from_millis(2),
-                queue_capacity: 256,
-                device: Device::Cpu,
-                filter: filter(),
-            },
-            limits: labeljob_worker::serve::Limits::default(),
-        };
-        let server = Server::bind("127.0.0.1:0", settings).await.expect("bind");
-        let addr = server.local_addr();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stop_rx.await;
-        }));
+        let running = start(model.clone(), "batch", (1, cores), max_batch).await;
+        let addr = running.addr;
         let client =
             OipClient::connect(&format!("http://{addr}"), "batch", 300, 300, ClientOptions::default())
                 .await
@@ -206,13 +188,57 @@ async fn batching(secs: f64, cores: usize, image: &Arc<Vec<u8>>) {
         }
         let ips = closed_loop(&client, image, 16, secs / 2.0).await;
         let (mean, run_ms, wait_ms) = server_means(addr);
-        let _ = stop_tx.send(());
-        let _ = task.await;
+        running.stop().await;
         println!(
             "| {:<34} | {ips:>9.1} | {mean:>10.1} | {run_ms:>12.1} | {wait_ms:>13.1} |",
             format!("serve, --max-batch-size {max_batch}")
         );
     }
+}
+
+/// A `labeljob serve` running in this process on 127.0.0.1.
+struct Running {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), labeljob_worker::serve::ServeError>>,
+}
+
+impl Running {
+    /// Shut the server down and wait for it.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Serve `model` as `name` with `(sessions, threads)` and `max_batch` on a free port.
+async fn start(
+    model: ModelConfig,
+    name: &str,
+    (sessions, threads): (usize, usize),
+    max_batch: usize,
+) -> Running {
+    let settings = ServerSettings {
+        model,
+        served_name: name.into(),
+        engine: EngineOptions {
+            sessions,
+            threads_per_session: threads,
+            max_batch,
+            max_delay: Duration::from_millis(2),
+            queue_capacity: 256,
+            device: Device::Cpu,
+            filter: filter(),
+        },
+        limits: labeljob_worker::serve::Limits::default(),
+    };
+    let server = Server::bind("127.0.0.1:0", settings).await.expect("bind");
+    let addr = server.local_addr();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stop_rx.await;
+    }));
+    Running { addr, stop, task }
 }
 
 fn main() {
@@ -245,26 +271,8 @@ fn main() {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let settings = ServerSettings {
-            model,
-            served_name: NAME.into(),
-            engine: EngineOptions {
-                sessions,
-                threads_per_session: threads,
-                max_batch: 8,
-                max_delay: Duration::from_millis(2),
-                queue_capacity: 256,
-                device: Device::Cpu,
-                filter: filter(),
-            },
-            limits: labeljob_worker::serve::Limits::default(),
-        };
-        let server = Server::bind("127.0.0.1:0", settings).await.expect("bind");
-        let endpoint = format!("http://{}", server.local_addr());
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stop_rx.await;
-        }));
+        let running = start(model, NAME, (sessions, threads), 8).await;
+        let endpoint = format!("http://{}", running.addr);
         let client =
             OipClient::connect(&endpoint, NAME, 300, 300, ClientOptions::default()).await.expect("connect");
         for _ in 0..10 {
@@ -273,8 +281,7 @@ fn main() {
         let one = closed_loop(&client, &image, 1, secs).await;
         let eight = closed_loop(&client, &image, 8, secs).await;
         let (lat, sent) = open_loop(&client, &image, eight / 2.0, secs).await;
-        let _ = stop_tx.send(());
-        let _ = task.await;
+        running.stop().await;
 
         println!(
             "labeljob serve ({sessions} sessions × {threads} thread, its default here) vs raw ONNX Runtime \

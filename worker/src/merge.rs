@@ -313,19 +313,26 @@ impl Tally {
                 self.cache.insert(img.id, img.clone());
             }
             if let Some(m) = self.cross.get(&img.id) {
-                match self.cache.get(&m.id) {
-                    Some(first) => img.copy_labels_of(first, m.distance),
-                    // A claimed copy whose first copy was not labelled (it failed): no labels
-                    // to give, so it fails too, naming why.
-                    None if img.duplicate_of.is_some() => {
-                        let first = self.first_uris.get(&m.id).map_or("", String::as_str);
-                        let reason = format!("a byte copy of {first}, which could not be labelled");
-                        write_error(&mut self.errors, &img.uri, "dedup", "first-copy-failed", &reason)?;
-                        *self.errors_by_kind.entry("first-copy-failed".into()).or_default() += 1;
-                        c.failed += 1;
-                        continue;
+                // A claimed copy (not inferred) takes its labels from the claimed first copy,
+                // which must have been labelled and hold the same bytes; else it fails, naming
+                // why (a claim under `claims/` changed by hand could name any image).
+                let claimed = img.duplicate_of.is_some();
+                let problem = match self.cache.get(&m.id) {
+                    Some(first) if !claimed || first.sha256 == img.sha256 => {
+                        img.copy_labels_of(first, m.distance);
+                        None
                     }
-                    None => {}
+                    Some(_) => Some("whose content differs: its claim is not this image's"),
+                    None if claimed => Some("which could not be labelled"),
+                    None => None,
+                };
+                if let Some(why) = problem {
+                    let first = self.first_uris.get(&m.id).map_or("", String::as_str);
+                    let reason = format!("claimed as a byte copy of {first}, {why}");
+                    write_error(&mut self.errors, &img.uri, "dedup", "first-copy-failed", &reason)?;
+                    *self.errors_by_kind.entry("first-copy-failed".into()).or_default() += 1;
+                    c.failed += 1;
+                    continue;
                 }
             }
             if let Some(&shown) = self.shown_as.get(&img.id) {

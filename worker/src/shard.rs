@@ -521,6 +521,9 @@ enum Failure {
     Fatal(DetectError),
 }
 
+/// Largest claim object read back (a claim is `{"id", "uri"}`; URIs are at most a few KiB).
+const MAX_CLAIM_BYTES: u64 = 64 * 1024;
+
 /// A claim of a content hash (`layout::claim_key`): the image that labels it.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Claim {
@@ -550,12 +553,12 @@ impl ShardRunner {
         let output = &self.ctx.output;
         let first = match output.put_if_absent(&key, body.into()).await {
             Ok(true) => return None,
-            Ok(false) => output.get_opt(&key).await,
+            // A claim is a few dozen bytes: anything larger is not one of ours (refused unread).
+            Ok(false) => output.get_capped(&key, MAX_CLAIM_BYTES).await,
             Err(e) => Err(e),
         };
         let claim = match first {
-            Ok(Some(bytes)) => serde_json::from_slice::<Claim>(&bytes).ok()?,
-            Ok(None) => return None,
+            Ok(bytes) => serde_json::from_slice::<Claim>(&bytes).ok()?,
             Err(e) => {
                 tracing::debug!(uri = %img.uri, error = %e, "no duplicate claim: labelling the image");
                 return None;
