@@ -1,6 +1,9 @@
 //! One shard: the contiguous manifest range `index` of `shards`. Each image is downloaded,
-//! decoded and resized on the blocking pool (bounded by the cores), sent to the detector, and
-//! its boxes mapped back to original pixels; downloads, decodes and inference overlap up to
+//! decoded and resized, sent to the detector, and its boxes mapped back to original pixels.
+//! With the in-process engine an image is decoded on the inference thread that runs it, just
+//! before its model run (no hand-off, and no decode preempting a model run); for an endpoint,
+//! or when perceptual dedup needs the pixels first, on the blocking pool (bounded by
+//! `--decoders`); downloads, decodes and inference overlap up to
 //! `workers.concurrency` images. A bad image becomes an error entry, never a failed shard (an
 //! entry the listing marked as no image fails at stage `list` without a download). The
 //! result is written atomically to `shards/shard-NNNNN.json`; an existing result for the same
@@ -26,6 +29,7 @@ use crate::dedup::{HashIndex, ImageHash, Match, content_sha256, dhash, hash_hex,
 use crate::detector::{DetectError, Detector};
 use crate::imaging::{DecodeLimits, Resizer, decode};
 use crate::job::JobContext;
+use crate::model::InferError;
 use crate::model::decode::apply_filter;
 use crate::shardfile::{Detection, DuplicateOf, ImageError, ShardFile, ShardFor, ShardImage, Timings};
 
@@ -371,35 +375,60 @@ impl ShardRunner {
         t.download = t0.elapsed().as_secs_f64();
 
         let t1 = Instant::now();
-        let (w, h, mode) = (self.ctx.model.width, self.ctx.model.height, self.ctx.model.resize);
-        let limits = self.limits;
         let dedup = self.ctx.job.spec.input.dedup.mode;
-        let decoded = {
+        let result = if self.detector.engine().is_some() && dedup != DedupMode::Perceptual {
+            // The engine decodes on its inference threads; only the content hash is made now.
+            let sha = match dedup {
+                DedupMode::Exact => {
+                    match tokio::task::spawn_blocking(move || (content_sha256(&bytes), bytes)).await {
+                        Ok((sha, b)) => Ok((Some(ImageHash::Exact(sha)), b)),
+                        Err(join) => Err(("panic", join.to_string())),
+                    }
+                }
+                _ => Ok((None, bytes)),
+            };
+            sha.map(|(hash, bytes)| (Pixels::Encoded(bytes), hash))
+        } else {
             let Ok(_slot) = self.decode_slots.acquire().await else {
                 return Err((fail("decode", "cancelled", "decoder pool closed".into()), t));
             };
+            let fit = self.fit();
             tokio::task::spawn_blocking(move || {
                 let sha = (dedup == DedupMode::Exact).then(|| content_sha256(&bytes));
-                let img = decode(&bytes, Some((w, h)), &limits).map_err(|e| (e.reason(), e.message()))?;
+                let img = decode(&bytes, Some((fit.width, fit.height)), &fit.limits)
+                    .map_err(|e| (e.reason(), e.message()))?;
                 let hash = match sha {
                     Some(s) => Some(ImageHash::Exact(s)),
                     None => (dedup == DedupMode::Perceptual).then(|| ImageHash::Perceptual(dhash(&img.rgb))),
                 };
-                let (pixels, transform) = RESIZER
-                    .with(|r| r.borrow_mut().resize(&img, w, h, mode))
-                    .map_err(|e| ("resize", labeljob_api::error_chain(&e)))?;
-                Ok::<_, (&'static str, String)>((img.width, img.height, pixels, transform, hash))
+                Ok((Pixels::Ready(fit.resize(&img)?), hash))
             })
             .await
+            .unwrap_or_else(|join| Err(("panic", join.to_string())))
         };
         t.decode = t1.elapsed().as_secs_f64();
-        match decoded {
-            Ok(Ok((width, height, pixels, transform, hash))) => {
-                Ok(Prepared { entry, width, height, pixels, transform, hash, t })
-            }
-            Ok(Err((kind, reason))) => Err((fail("decode", kind, reason), t)),
-            Err(join) => Err((fail("decode", "panic", join.to_string()), t)),
+        match result {
+            Ok((image, hash)) => Ok(Prepared { entry, image, hash, t }),
+            Err((kind, reason)) => Err((fail("decode", kind, reason), t)),
         }
+    }
+
+    /// How images are fitted to the model: its input size, resize mode and decode limits.
+    fn fit(&self) -> Fit {
+        let m = &self.ctx.model;
+        Fit { width: m.width, height: m.height, mode: m.resize, limits: self.limits }
+    }
+
+    /// Decode and resize `bytes` on the blocking pool (an image the engine was not given: a
+    /// copy, which needs its size but no model run).
+    async fn decode_blocking(&self, bytes: bytes::Bytes) -> Result<Ready, (&'static str, String)> {
+        let Ok(_slot) = self.decode_slots.acquire().await else {
+            return Err(("cancelled", "decoder pool closed".into()));
+        };
+        let fit = self.fit();
+        tokio::task::spawn_blocking(move || fit.decode_resize(&bytes))
+            .await
+            .unwrap_or_else(|join| Err(("panic", join.to_string())))
     }
 
     /// Infer a prepared image, unless it is a copy: of an earlier image of this shard
@@ -417,7 +446,7 @@ impl ShardRunner {
             Ok(p) => p,
             Err((f, t)) => return (Err(f), t),
         };
-        let Prepared { entry, width, height, pixels, transform, hash, mut t } = p;
+        let Prepared { entry, image, hash, mut t } = p;
         let (sha256, dhash) = match hash {
             Some(ImageHash::Exact(s)) => (Some(s), None),
             Some(ImageHash::Perceptual(h)) => (None, Some(hash_hex(h))),
@@ -426,38 +455,90 @@ impl ShardRunner {
         let mut img = ShardImage {
             id: entry.id,
             uri: entry.uri,
-            width,
-            height,
+            width: 0,
+            height: 0,
             detections: Vec::new(),
             sha256,
             dhash,
             duplicate_of: None,
         };
-        if let Some(m) = copies {
-            img.duplicate_of = Some(DuplicateOf { id: m.id, distance: m.distance });
-            return (Ok(img), t);
-        }
-        if let Some(first) = self.claimed_by(&img, manifest, own).await {
-            img.duplicate_of = Some(DuplicateOf { id: first, distance: 0 });
+        let fail = |img: ShardImage, stage: &str, kind: &str, reason: String| {
+            let err = ImageError { id: img.id, uri: img.uri, stage: stage.into(), kind: kind.into(), reason };
+            Err(Failure::Image(err))
+        };
+        let copy_of = match copies {
+            Some(m) => Some(DuplicateOf { id: m.id, distance: m.distance }),
+            None => self.claimed_by(&img, manifest, own).await.map(|id| DuplicateOf { id, distance: 0 }),
+        };
+        if let Some(first) = copy_of {
+            // A copy is not inferred, but its size is its own (a perceptual copy may differ).
+            let t1 = Instant::now();
+            let ready = match image {
+                Pixels::Encoded(bytes) => self.decode_blocking(bytes).await,
+                Pixels::Ready(ready) => Ok(ready),
+            };
+            t.decode += t1.elapsed().as_secs_f64();
+            match ready {
+                Ok(r) => (img.width, img.height) = (r.width, r.height),
+                Err((kind, reason)) => return (fail(img, "decode", kind, reason), t),
+            }
+            img.duplicate_of = Some(first);
             return (Ok(img), t);
         }
         let t2 = Instant::now();
-        let raw = match self.detector.detect(pixels).await {
+        let (raw, transform) = match (image, self.detector.engine()) {
+            (Pixels::Ready(r), _) => {
+                (img.width, img.height) = (r.width, r.height);
+                (self.detector.detect(r.pixels).await, r.transform)
+            }
+            (Pixels::Encoded(bytes), Some(engine)) => {
+                let (tx, mut rx) = tokio::sync::oneshot::channel();
+                let fit = self.fit();
+                let prepare = Box::new(move || {
+                    let started = Instant::now();
+                    let (meta, pixels) = match fit.decode_resize(&bytes) {
+                        Ok(r) => (Ok((r.width, r.height, r.transform)), Some(r.pixels)),
+                        Err(e) => (Err(e), None),
+                    };
+                    let _ = tx.send((meta, started.elapsed().as_secs_f64()));
+                    pixels
+                });
+                let raw = engine.prepare_and_detect(prepare).await.map_err(DetectError::from);
+                match rx.try_recv() {
+                    Ok((Ok((width, height, transform)), took)) => {
+                        (img.width, img.height) = (width, height);
+                        t.decode += took;
+                        t.inference -= took;
+                        (raw, transform)
+                    }
+                    Ok((Err((kind, reason)), took)) => {
+                        t.decode += took;
+                        return (fail(img, "decode", kind, reason), t);
+                    }
+                    // Never prepared: the engine stopped, and says so.
+                    Err(_) => {
+                        let e = raw.err().unwrap_or(DetectError::Engine(InferError::Stopped));
+                        return (Err(Failure::Fatal(e)), t);
+                    }
+                }
+            }
+            (Pixels::Encoded(bytes), None) => match self.decode_blocking(bytes).await {
+                Ok(r) => {
+                    (img.width, img.height) = (r.width, r.height);
+                    (self.detector.detect(r.pixels).await, r.transform)
+                }
+                Err((kind, reason)) => return (fail(img, "decode", kind, reason), t),
+            },
+        };
+        let raw = match raw {
             Ok(d) => d,
             Err(e) if e.is_per_image() => {
                 let reason = labeljob_api::error_chain(&e);
-                let err = ImageError {
-                    id: img.id,
-                    uri: img.uri,
-                    stage: "inference".into(),
-                    kind: "bad-answer".into(),
-                    reason,
-                };
-                return (Err(Failure::Image(err)), t);
+                return (fail(img, "inference", "bad-answer", reason), t);
             }
             Err(e) => return (Err(Failure::Fatal(e)), t),
         };
-        t.inference = t2.elapsed().as_secs_f64();
+        t.inference += t2.elapsed().as_secs_f64();
 
         let classes = &self.ctx.model.classes;
         img.detections = apply_filter(raw, &self.ctx.filter)
@@ -575,15 +656,55 @@ impl ShardRunner {
     }
 }
 
-/// A downloaded, decoded and resized image waiting for inference.
+/// A downloaded image waiting for inference, with its content hash (per `input.dedup`).
 struct Prepared {
     entry: ManifestEntry,
+    image: Pixels,
+    hash: Option<ImageHash>,
+    t: Timings,
+}
+
+/// An image as the model will see it, or its bytes still to be decoded.
+enum Pixels {
+    /// Decoded and resized.
+    Ready(Ready),
+    /// Downloaded only: the in-process engine decodes it on an inference thread.
+    Encoded(bytes::Bytes),
+}
+
+/// A decoded and resized image: its original (upright) size, the model-input pixels, and how
+/// boxes map back.
+struct Ready {
     width: u32,
     height: u32,
     pixels: Vec<u8>,
     transform: crate::imaging::BoxTransform,
-    hash: Option<ImageHash>,
-    t: Timings,
+}
+
+/// How images are fitted to the model (copied into the blocking work).
+#[derive(Clone, Copy)]
+struct Fit {
+    width: u32,
+    height: u32,
+    mode: labeljob_api::v1alpha1::ResizeMode,
+    limits: DecodeLimits,
+}
+
+impl Fit {
+    /// Decode (reduced by DCT scaling when the model input allows) and resize. Blocking.
+    fn decode_resize(&self, bytes: &[u8]) -> Result<Ready, (&'static str, String)> {
+        let img = decode(bytes, Some((self.width, self.height)), &self.limits)
+            .map_err(|e| (e.reason(), e.message()))?;
+        self.resize(&img)
+    }
+
+    /// Resize a decoded image to the model input, with this thread's resizer.
+    fn resize(&self, img: &crate::imaging::Decoded) -> Result<Ready, (&'static str, String)> {
+        let (pixels, transform) = RESIZER
+            .with(|r| r.borrow_mut().resize(img, self.width, self.height, self.mode))
+            .map_err(|e| ("resize", labeljob_api::error_chain(&e)))?;
+        Ok(Ready { width: img.width, height: img.height, pixels, transform })
+    }
 }
 
 /// Fill in the labels of the copies in a shard (sorted by id) from their first copies in the

@@ -143,7 +143,9 @@ pub struct LocalEngineArgs {
     /// sessions).
     #[arg(long, env = "LABELJOB_THREADS")]
     pub threads: Option<usize>,
-    /// Images decoded and resized at once (default: one per core).
+    /// Images decoded and resized at once on the blocking pool (default: one per core): for an
+    /// endpoint, perceptual dedup and copies. In-process inference threads decode their own
+    /// images.
     #[arg(long, env = "LABELJOB_DECODERS")]
     pub decoders: Option<usize>,
 }

@@ -63,6 +63,9 @@ pub enum InferError {
     /// answered).
     #[error(transparent)]
     BadOutput(#[from] super::decode::BadOutput),
+    /// The image could not be decoded or resized (its [`PrepareFn`] told the caller why).
+    #[error("the image could not be prepared for the model")]
+    Unprepared,
     /// The engine has stopped.
     #[error("inference engine stopped")]
     Stopped,
@@ -110,8 +113,20 @@ impl EngineMetrics {
     }
 }
 
+/// Work an inference thread does for one image right before its model run: decode and resize,
+/// giving the model-input pixels, or `None` when the image cannot be prepared (the closure
+/// tells its caller why itself). Run on the thread that owns the session, a decode neither
+/// waits for a hand-off nor preempts a model run, as a one-thread-per-core script does.
+pub type PrepareFn = Box<dyn FnOnce() -> Option<Vec<u8>> + Send>;
+
+/// What a queued image is: model-input pixels, or the work that makes them.
+enum Input {
+    Pixels(Vec<u8>),
+    Prepare(PrepareFn),
+}
+
 struct Job {
-    image: Vec<u8>,
+    image: Input,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Vec<RawDetection>, InferError>>,
     /// The caller's span: the inference thread logs under it.
@@ -180,6 +195,13 @@ impl Engine {
         self.submit(image, permit)?.await.map_err(|_| InferError::Stopped)?
     }
 
+    /// Decode and resize one image on an inference thread, right before its model run
+    /// ([`PrepareFn`]), waiting for queue space. `Err(Unprepared)` when `prepare` gave nothing.
+    pub async fn prepare_and_detect(&self, prepare: PrepareFn) -> Result<Vec<RawDetection>, InferError> {
+        let permit = self.slots.clone().acquire_owned().await.map_err(|_| InferError::Stopped)?;
+        self.enqueue(Input::Prepare(prepare), permit)?.await.map_err(|_| InferError::Stopped)?
+    }
+
     /// Detect on several images, failing at once with `Overloaded` when the queue cannot take
     /// them all (the server's 429).
     pub async fn try_detect_many(&self, images: Vec<Vec<u8>>) -> Result<Vec<Vec<RawDetection>>, InferError> {
@@ -214,6 +236,14 @@ impl Engine {
                 height: self.config.height,
             });
         }
+        self.enqueue(Input::Pixels(image), permit)
+    }
+
+    fn enqueue(
+        &self,
+        image: Input,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<oneshot::Receiver<Result<Vec<RawDetection>, InferError>>, InferError> {
         let (reply, rx) = oneshot::channel();
         self.metrics.queue_depth.inc();
         self.tx
@@ -236,6 +266,7 @@ fn run_thread(
     metrics: EngineMetrics,
 ) {
     let max_batch = opts.max_batch.max(1).min(session.max_batch);
+    let (width, height) = session.input_size();
     loop {
         let batch = {
             let Ok(rx) = rx.lock() else { return };
@@ -276,7 +307,11 @@ fn run_thread(
             metrics.queue_wait.observe(now.duration_since(j.enqueued).as_secs_f64());
         }
         metrics.batch_size.observe(batch.len() as f64);
-        let images: Vec<&[u8]> = batch.iter().map(|j| j.image.as_slice()).collect();
+        let (batch, pixels) = prepare_batch(batch, (width, height), &metrics);
+        if batch.is_empty() {
+            continue;
+        }
+        let images: Vec<&[u8]> = pixels.iter().map(Vec::as_slice).collect();
         let started = Instant::now();
         let result = session.detect(&images, &opts.filter);
         metrics.inference.observe(started.elapsed().as_secs_f64());
@@ -304,4 +339,37 @@ fn run_thread(
             }
         }
     }
+}
+
+/// Run the [`PrepareFn`]s of a batch on this thread and answer the images that gave nothing (or
+/// pixels of the wrong size); the rest go to the model, with their pixels.
+fn prepare_batch(
+    batch: Vec<Job>,
+    (width, height): (u32, u32),
+    metrics: &EngineMetrics,
+) -> (Vec<Job>, Vec<Vec<u8>>) {
+    let want = width as usize * height as usize * 3;
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut pixels = Vec::with_capacity(batch.len());
+    for mut job in batch {
+        let image = match std::mem::replace(&mut job.image, Input::Pixels(Vec::new())) {
+            Input::Pixels(p) => Ok(p),
+            Input::Prepare(f) => match f() {
+                Some(p) if p.len() == want => Ok(p),
+                Some(p) => Err(InferError::BadInput { got: p.len(), want, width, height }),
+                None => Err(InferError::Unprepared),
+            },
+        };
+        match image {
+            Ok(p) => {
+                pixels.push(p);
+                kept.push(job);
+            }
+            Err(e) => {
+                metrics.queue_depth.dec();
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+    (kept, pixels)
 }

@@ -114,7 +114,7 @@ impl ModelSession {
         let env = init_ort(None)?;
         let mut builder = Session::builder(env)
             .map_err(SessionError::Ort)?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| SessionError::Ort(e.into()))?
             .with_intra_threads(threads.max(1))
             .map_err(|e| SessionError::Ort(e.into()))?
@@ -157,6 +157,11 @@ impl ModelSession {
         let max_batch = if shape[0] > 0 { shape[0] as usize } else { usize::MAX };
         let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
         Ok(Self { session, input_name, output_names, max_batch, config: config.clone() })
+    }
+
+    /// The model's input size, width × height.
+    pub fn input_size(&self) -> (u32, u32) {
+        (self.config.width, self.config.height)
     }
 
     /// Run a batch of `width×height×3` RGB u8 images (already resized) and decode the

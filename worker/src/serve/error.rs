@@ -115,7 +115,8 @@ impl ApiError {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Infer(InferError::Overloaded(_)) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Infer(InferError::BadInput { .. }) => StatusCode::BAD_REQUEST,
+            // The server sends pixels, never images to prepare: `Unprepared` is the client's.
+            Self::Infer(InferError::BadInput { .. } | InferError::Unprepared) => StatusCode::BAD_REQUEST,
             Self::Infer(InferError::Stopped) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Infer(InferError::Model(_) | InferError::BadOutput(_)) | Self::Join(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
