@@ -426,7 +426,7 @@ impl ShardRunner {
             return Err(("cancelled", "decoder pool closed".into()));
         };
         let fit = self.fit();
-        tokio::task::spawn_blocking(move || fit.decode_resize(&bytes))
+        tokio::task::spawn_blocking(move || fit.decode_resize(&bytes, false))
             .await
             .unwrap_or_else(|join| Err(("panic", join.to_string())))
     }
@@ -496,7 +496,7 @@ impl ShardRunner {
                 let fit = self.fit();
                 let prepare = Box::new(move || {
                     let started = Instant::now();
-                    let (meta, pixels) = match fit.decode_resize(&bytes) {
+                    let (meta, pixels) = match fit.decode_resize(&bytes, true) {
                         Ok(r) => (Ok((r.width, r.height, r.transform)), Some(r.pixels)),
                         Err(e) => (Err(e), None),
                     };
@@ -692,10 +692,16 @@ struct Fit {
 
 impl Fit {
     /// Decode (reduced by DCT scaling when the model input allows) and resize. Blocking.
-    fn decode_resize(&self, bytes: &[u8]) -> Result<Ready, (&'static str, String)> {
+    /// `keep_buffer`: the thread keeps the decoded pixels' buffer for its next image
+    /// ([`crate::imaging::recycle`]; the inference threads, a fixed few, do).
+    fn decode_resize(&self, bytes: &[u8], keep_buffer: bool) -> Result<Ready, (&'static str, String)> {
         let img = decode(bytes, Some((self.width, self.height)), &self.limits)
             .map_err(|e| (e.reason(), e.message()))?;
-        self.resize(&img)
+        let ready = self.resize(&img);
+        if keep_buffer {
+            crate::imaging::recycle(img);
+        }
+        ready
     }
 
     /// Resize a decoded image to the model input, with this thread's resizer.

@@ -2,7 +2,7 @@
 //! readiness, binary and JSON inference equal to in-process inference, every error status
 //! (400, 404, 413, 429) with the server still ready afterwards, graceful shutdown draining a
 //! request in flight, the client's metadata check and retries, and `--device cuda` failing
-//! clearly. Needs libonnxruntime (ORT_DYLIB_PATH or .cache/ort/lib, from scripts/fetch-ort.sh):
+//! clearly, and the engine preparing images on its inference threads. Needs libonnxruntime (ORT_DYLIB_PATH or .cache/ort/lib, from scripts/fetch-ort.sh):
 //! the tests fail, not skip, without it.
 
 mod common;
@@ -121,6 +121,39 @@ async fn metadata_readiness_and_inference_equal_in_process() {
         assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
     }
     server.stop().await.expect("clean stop");
+}
+
+/// `Engine::prepare_and_detect` (the in-process path of `labeljob run`): the image is prepared
+/// on an inference thread, and its detections equal those of the same pixels sent ready. An
+/// image that cannot be prepared, or prepares to the wrong size, fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_prepares_images_on_its_inference_threads() {
+    let engine = Engine::start(model(), engine_options(8)).expect("in-process engine");
+    let dog = photo("dog.jpg");
+    let want = engine.detect(dog.clone()).await.expect("ready pixels");
+    assert!(!want.is_empty());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pixels = dog.clone();
+    let prepare = Box::new(move || {
+        let _ = tx.send(std::thread::current().name().map(String::from));
+        Some(pixels)
+    });
+    assert_eq!(engine.prepare_and_detect(prepare).await.expect("prepared"), want);
+    let thread = rx.recv().expect("prepare ran").unwrap_or_default();
+    assert!(thread.starts_with("inference-"), "prepared on thread {thread:?}");
+
+    let none = engine.prepare_and_detect(Box::new(|| None)).await;
+    assert!(matches!(none, Err(labeljob_worker::model::InferError::Unprepared)), "{none:?}");
+    let short = engine.prepare_and_detect(Box::new(|| Some(vec![0; 12]))).await;
+    assert!(
+        matches!(
+            short,
+            Err(labeljob_worker::model::InferError::BadInput { got: 12, width: SIDE, height: SIDE, .. })
+        ),
+        "{short:?}"
+    );
+    // The engine goes on after them.
+    assert_eq!(engine.detect(dog).await.expect("after"), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,9 +17,42 @@ use super::{CodecError, DecodeError, DecodeLimits, Decoded, orient, raster};
 /// Progressive scans allowed per image (libjpeg-turbo's advice against scan-count bombs).
 const SCAN_LIMIT: u32 = 500;
 
+/// Largest pixel buffer a thread keeps for its next decode (16 MiB: a 2300×2300 RGB image).
+const MAX_SPARE_BYTES: usize = 16 << 20;
+
 thread_local! {
     /// One libjpeg-turbo handle per thread, reused across images.
     static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+    /// A finished image's pixel buffer ([`recycle`]), decoded into next instead of a fresh,
+    /// zeroed one.
+    static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keep `buf` (the pixels of an image this thread is done with) for its next JPEG decode,
+/// unless it is larger than [`MAX_SPARE_BYTES`] or smaller than the one kept.
+pub(super) fn recycle(buf: Vec<u8>) {
+    if buf.capacity() <= MAX_SPARE_BYTES {
+        SPARE.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut()
+                && buf.capacity() >= s.capacity()
+            {
+                *s = buf;
+            }
+        });
+    }
+}
+
+/// A buffer of `len` bytes: this thread's spare one (its old bytes left in place, to be
+/// overwritten), else a zeroed one.
+fn buffer(len: usize) -> Vec<u8> {
+    let mut buf = SPARE.with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default());
+    if buf.len() >= len {
+        buf.truncate(len);
+    } else {
+        buf.clear();
+        buf.resize(len, 0);
+    }
+    buf
 }
 
 /// What the marker walk found before the first scan.
@@ -222,7 +255,11 @@ fn decompress(
     let scaled = header.scaled(factor);
     let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
     let (format, channels) = if cmyk { (PixelFormat::CMYK, 4) } else { (PixelFormat::RGB, 3) };
-    let mut buf = vec![0u8; scaled.width * scaled.height * channels];
+    let len = scaled.width.checked_mul(scaled.height).and_then(|n| n.checked_mul(channels));
+    // A recycled buffer keeps its old bytes: libjpeg-turbo writes every output row, after a
+    // warning too (a fatal error discards the buffer), so none of them shows through
+    // (`a_recycled_buffer_never_shows_another_image` checks damaged files).
+    let mut buf = buffer(len.ok_or_else(|| corrupt(CodecError::Header("dimensions out of range")))?);
     let out = Image {
         pixels: &mut buf[..],
         width: scaled.width,

@@ -254,6 +254,14 @@ fn sniff(bytes: &[u8]) -> Result<Format, DecodeError> {
     Err(DecodeError::UnknownFormat { bytes: bytes.len() })
 }
 
+/// Hand back a decoded image this thread is done with: its pixel buffer is reused by the
+/// thread's next JPEG decode (no fresh allocation to zero and fault in per image). A thread
+/// keeps one buffer of at most 16 MiB; call it only on long-lived threads of a fixed number
+/// (the inference threads), so the spares stay bounded.
+pub fn recycle(img: Decoded) {
+    jpeg::recycle(img.rgb.into_raw());
+}
+
 /// Decodes `bytes` into upright RGB pixels.
 ///
 /// With `target = Some((w, h))` (the model input size, upright), a JPEG is decoded at the

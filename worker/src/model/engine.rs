@@ -163,7 +163,13 @@ impl Engine {
         let metrics = EngineMetrics::default();
         let mut model_batch = usize::MAX;
         for i in 0..opts.sessions.max(1) {
-            let session = ModelSession::load(&config, opts.threads_per_session, opts.device)?;
+            let mut session = ModelSession::load(&config, opts.threads_per_session, opts.device)?;
+            // A session's first run sizes its memory arena (and, on a GPU, compiles kernels):
+            // done now, the first images (and requests, once ready) do not wait for it.
+            let (w, h) = session.input_size();
+            if let Err(e) = session.detect(&[&vec![0; w as usize * h as usize * 3]], &opts.filter) {
+                tracing::debug!(error = %e, "warm-up run failed; the first image runs cold");
+            }
             model_batch = model_batch.min(session.max_batch);
             let (rx, opts, metrics) = (rx.clone(), opts.clone(), metrics.clone());
             std::thread::Builder::new()

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use labeljob_api::v1alpha1::Device;
+use labeljob_api::v1alpha1::{ChannelOrder, Device, InputDtype, Layout};
 use ndarray::ArrayD;
 use ort::environment::Environment;
 use ort::session::{Session, builder::GraphOptimizationLevel};
@@ -187,15 +187,27 @@ impl ModelSession {
         filter: &Filter,
     ) -> Result<Vec<decode::ImageDetections>, SessionError> {
         let c = &self.config;
-        let tensor = to_tensor(images, c.width, c.height, c.layout, c.dtype, c.channel_order, c.normalize)
-            .map_err(SessionError::Tensor)?;
-        let outputs = match &tensor {
-            Tensor::U8(a) => self
-                .session
-                .run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
-            Tensor::F32(a) => self
-                .session
-                .run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
+        let (w, h) = (c.width as usize, c.height as usize);
+        let as_is = c.dtype == InputDtype::Uint8
+            && c.layout == Layout::Nhwc
+            && c.channel_order == ChannelOrder::Rgb
+            && c.normalize.is_none();
+        let outputs = match images {
+            // One image in the model's own layout is the tensor already: no copy.
+            [one] if as_is && one.len() == w * h * 3 => {
+                let view = TensorRef::from_array_view(([1, h, w, 3], *one))?;
+                self.session.run(ort::inputs![self.input_name.as_str() => view])?
+            }
+            _ => match to_tensor(images, c.width, c.height, c.layout, c.dtype, c.channel_order, c.normalize)
+                .map_err(SessionError::Tensor)?
+            {
+                Tensor::U8(a) => self
+                    .session
+                    .run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
+                Tensor::F32(a) => self
+                    .session
+                    .run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(a.view())?])?,
+            },
         };
         let mut arrays: Vec<ArrayD<f32>> = Vec::with_capacity(self.output_names.len());
         for name in &self.output_names {

@@ -127,6 +127,51 @@ fn flipped_bytes_never_panic() {
     }
 }
 
+/// A thread reuses the pixel buffer of the image it finished (`recycle`) for its next JPEG:
+/// damaged JPEGs (libjpeg warnings, where not every pixel may be written) and intact ones decode
+/// to exactly the pixels a fresh thread (no spare buffer) gives, after a large bright image
+/// left its bytes in the buffer.
+#[test]
+fn a_recycled_buffer_never_shows_another_image() {
+    let fresh = |bytes: Vec<u8>| {
+        std::thread::spawn(move || {
+            decode(&bytes, None, &DecodeLimits::default()).ok().map(|d| d.rgb.into_raw())
+        })
+        .join()
+        .expect("decode thread")
+    };
+    let white = {
+        let img = image::RgbImage::from_pixel(1600, 1200, image::Rgb([255, 255, 255]));
+        let mut jpg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 90).encode_image(&img).expect("encode");
+        jpg
+    };
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let (mut checked, mut damaged) = (0, 0);
+    for (rel, bytes) in all_fixtures().into_iter().filter(|(n, b)| n.ends_with(".jpg") && b.len() > 64) {
+        for round in 0..6 {
+            let mut b = bytes.clone();
+            if round > 0 {
+                for _ in 0..1 + rng.below(4) {
+                    let at = bytes.len() / 2 + rng.below(bytes.len() / 2);
+                    b[at] ^= (1 + rng.below(255)) as u8;
+                }
+            }
+            let big = decode(&white, None, &DecodeLimits::default()).expect("white");
+            crate::imaging::recycle(big);
+            let reused = decode(&b, None, &DecodeLimits::default()).ok();
+            let want = fresh(b);
+            assert_eq!(reused.as_ref().map(|d| d.rgb.as_raw().clone()), want, "{rel} round {round}");
+            checked += 1;
+            damaged += usize::from(round > 0 && reused.is_some());
+            if let Some(d) = reused {
+                crate::imaging::recycle(d);
+            }
+        }
+    }
+    assert!(checked >= 30 && damaged >= 10, "{checked} decodes, {damaged} damaged ones decoded");
+}
+
 /// Peak virtual and resident memory of this process, in KiB (Linux `/proc`).
 fn peak_memory_kib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
