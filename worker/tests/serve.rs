@@ -1,9 +1,10 @@
 //! `labeljob serve` against real HTTP on 127.0.0.1 with the real SSD model: metadata and
 //! readiness, binary and JSON inference equal to in-process inference, every error status
 //! (400, 404, 413, 429) with the server still ready afterwards, graceful shutdown draining a
-//! request in flight, the client's metadata check and retries, and `--device cuda` failing
-//! clearly, and the engine preparing images on its inference threads. Needs libonnxruntime (ORT_DYLIB_PATH or .cache/ort/lib, from scripts/fetch-ort.sh):
-//! the tests fail, not skip, without it.
+//! request in flight, the client's metadata check and retries, `--device cuda` failing
+//! clearly, and the engine preparing images on its inference threads. Needs libonnxruntime
+//! (ORT_DYLIB_PATH or .cache/ort/lib, from scripts/fetch-ort.sh): the tests fail, not skip,
+//! without it.
 
 mod common;
 
