@@ -306,34 +306,12 @@ impl Location {
         // so no name object_store would refuse, such as `a#1`, is unreadable)
         self.object_path(rel)?;
         let file = dir.join(rel.trim_matches('/'));
-        let io_err = |path: &std::path::Path, source: std::io::Error| match source.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NotFound { uri: self.child_uri(rel) },
-            _ => StoreError::Io { path: path.to_path_buf(), source },
-        };
-        let root = tokio::fs::canonicalize(dir).await.map_err(|e| io_err(dir, e))?;
-        let real = tokio::fs::canonicalize(&file).await.map_err(|e| io_err(&file, e))?;
-        if !real.starts_with(&root) {
-            return Err(StoreError::OutsideInput { path: file, dir: dir.to_path_buf() });
-        }
-        // read the resolved path, which had no links when checked (a directory on it replaced
-        // by a link in between is a race this does not close; the directory is the job's)
-        let mut f = tokio::fs::File::open(&real).await.map_err(|e| io_err(&file, e))?;
-        let size = f.metadata().await.map_err(|e| io_err(&file, e))?.len();
-        let too_large = |size| StoreError::TooLarge { uri: self.child_uri(rel), size, limit: max_bytes };
-        if size > max_bytes {
-            return Err(too_large(Some(size)));
-        }
-        // a file that grows after the size was read is cut at one byte past the limit
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        (&mut f)
-            .take(max_bytes.saturating_add(1))
-            .read_to_end(&mut buf)
+        let (dir, uri, path) = (dir.to_path_buf(), self.child_uri(rel), file.clone());
+        // One blocking task for the checks and the read (std::fs, straight into a buffer of the
+        // file's size): no hand-off per step and no copy through an intermediate buffer.
+        tokio::task::spawn_blocking(move || read_contained(&dir, &file, &uri, max_bytes))
             .await
-            .map_err(|e| io_err(&file, e))?;
-        if buf.len() as u64 > max_bytes {
-            return Err(too_large(None));
-        }
-        Ok(Bytes::from(buf))
+            .map_err(|e| StoreError::Io { path, source: std::io::Error::other(e) })?
     }
 
     /// The bytes of `rel`, or `None` when it does not exist.
@@ -463,6 +441,36 @@ fn is_refused(err: &object_store::Error) -> bool {
         next = e.source();
     }
     false
+}
+
+/// [`Location::get_contained`] for a `file://` location: `file` (inside `dir`), read when its
+/// real path lies inside `dir`'s and its size is at most `max_bytes`. Blocking.
+fn read_contained(dir: &std::path::Path, file: &std::path::Path, uri: &str, max_bytes: u64) -> Result<Bytes> {
+    use std::io::Read;
+    let io_err = |path: &std::path::Path, source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::NotFound => StoreError::NotFound { uri: uri.to_string() },
+        _ => StoreError::Io { path: path.to_path_buf(), source },
+    };
+    let root = std::fs::canonicalize(dir).map_err(|e| io_err(dir, e))?;
+    let real = std::fs::canonicalize(file).map_err(|e| io_err(file, e))?;
+    if !real.starts_with(&root) {
+        return Err(StoreError::OutsideInput { path: file.to_path_buf(), dir: dir.to_path_buf() });
+    }
+    // read the resolved path, which had no links when checked (a directory on it replaced
+    // by a link in between is a race this does not close; the directory is the job's)
+    let f = std::fs::File::open(&real).map_err(|e| io_err(file, e))?;
+    let size = f.metadata().map_err(|e| io_err(file, e))?.len();
+    let too_large = |size| StoreError::TooLarge { uri: uri.to_string(), size, limit: max_bytes };
+    if size > max_bytes {
+        return Err(too_large(Some(size)));
+    }
+    // a file that grows after the size was read is cut at one byte past the limit
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    f.take(max_bytes.saturating_add(1)).read_to_end(&mut buf).map_err(|e| io_err(file, e))?;
+    if buf.len() as u64 > max_bytes {
+        return Err(too_large(None));
+    }
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]

@@ -1,19 +1,23 @@
-//! `make bench`: LabelJob side by side with raw ONNX Runtime and two Python peers, in one run,
-//! on two corpora the bench generates from the fixture photos (`tests/bench/make_corpus.py`):
+//! `make bench`: LabelJob side by side with raw ONNX Runtime and two Python peers, on two
+//! corpora the bench generates from the fixture photos (`tests/bench/make_corpus.py`):
 //! ≥ 1,000 distinct photos ≤ 1 MP and ≥ 200 distinct 12 MP JPEGs. Rows per corpus:
 //!
 //! - raw ONNX Runtime on pre-decoded tensors, with the sessions `labeljob run` starts by default
 //!   ([`stages::engine_size`]: one single-threaded session per core here), each on its own
 //!   thread over its share: the best this machine does on tensors alone;
-//! - LabelJob's decode + resize on one core (the decode cost per image);
 //! - `labeljob run` in process, and `labeljob run --endpoint` against `labeljob serve` on the
 //!   same machine (the cluster's data path);
 //! - the Python peers (`tests/bench/peer.py`): OpenCV decode + resize + onnxruntime, one
 //!   single-threaded session per core; and the same with OpenCV's DCT-scaled
 //!   `IMREAD_REDUCED_COLOR_*` decode.
 //!
-//! Ratios are to raw ORT and to the better peer; the CPU ceiling is
-//! `ORT cost ÷ (ORT cost + decode cost)` per image (decode and inference share the cores).
+//! This machine's speed drifts by several per cent within minutes, so every row is measured
+//! once per round, the rounds one after another (`LABELJOB_BENCH_ROUNDS`, default 3): img/s is
+//! the median of the rounds, and each ratio the median of the ratios within a round (both
+//! sides measured a minute apart at most). The per-image cost split (core-ms: inference,
+//! decode, resize, other) of LabelJob comes from raw ORT and a one-core decode and resize pass;
+//! the peers time their own stages. The CPU ceiling is
+//! `ORT cost ÷ (ORT cost + decode + resize cost)` per image (they share the cores).
 //! `LABELJOB_BENCH_SMALL` / `LABELJOB_BENCH_LARGE` change the corpus sizes.
 
 use std::io::{Read, Write};
@@ -128,113 +132,172 @@ fn peer(dir: &Path, reduced: bool) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("peer json")
 }
 
-/// One corpus's rows: LabelJob's decode cost, run, run --endpoint, and the two peers.
-struct Rows {
+/// The rows of one round on one corpus (img/s).
+#[derive(Clone, Copy, Default)]
+struct Round {
+    raw: f64,
+    run: f64,
+    endpoint: f64,
+    peers: [f64; 2],
+}
+
+impl Round {
+    fn best_peer(&self) -> f64 {
+        self.peers[0].max(self.peers[1])
+    }
+}
+
+/// One corpus: its files, LabelJob's one-core decode and resize costs, every round, and the
+/// peers' own cost splits (from the last round).
+struct Corpus {
     name: String,
     images: usize,
     decode_ms: f64,
-    run: f64,
-    endpoint: f64,
-    peers: [serde_json::Value; 2],
+    resize_ms: f64,
+    rounds: Vec<Round>,
+    peer_split: [serde_json::Value; 2],
 }
 
-fn measure(name: &str, kind: &str, count: usize, cfg: &ModelConfig) -> (Rows, Vec<Vec<u8>>) {
-    let (dir, files) = corpus(kind, count);
+/// Decode and resize every file once on this thread (ms per image for each), keeping up to
+/// 200 resized images as tensors for raw ORT.
+fn one_core_costs(files: &[PathBuf], cfg: &ModelConfig) -> (f64, f64, Vec<Vec<u8>>) {
     let limits = DecodeLimits::default();
     let mut resizer = Resizer::new();
-    let t = Instant::now();
     let mut tensors = Vec::new();
+    let (mut decode_s, mut resize_s) = (0.0, 0.0);
     for (i, f) in files.iter().enumerate() {
         let bytes = std::fs::read(f).expect("read");
+        let t = Instant::now();
         let img = decode(&bytes, Some((cfg.width, cfg.height)), &limits).expect("decode");
+        let t1 = Instant::now();
         let (pixels, _) = resizer.resize(&img, cfg.width, cfg.height, cfg.resize).expect("resize");
+        resize_s += t1.elapsed().as_secs_f64();
+        decode_s += t1.duration_since(t).as_secs_f64();
         if i < 200 {
             tensors.push(pixels);
         }
     }
-    let decode_ms = t.elapsed().as_secs_f64() * 1e3 / files.len() as f64;
+    let n = files.len() as f64;
+    (decode_s * 1e3 / n, resize_s * 1e3 / n, tensors)
+}
+
+fn measure(name: &str, kind: &str, count: usize, cfg: &ModelConfig, rounds: usize) -> Corpus {
+    let (dir, files) = corpus(kind, count);
+    let (decode_ms, resize_ms, tensors) = one_core_costs(&files, cfg);
+    let cores = stages::cores();
+    let (sessions, threads) = stages::engine_size(Device::Cpu, cores, None, None);
+    let filter = Filter::basic(0.3, 0.5, 100);
     let work = tempfile::tempdir().expect("tmp");
-    let run = labeljob_run(&dir, work.path(), None);
-    let (mut server, url) = serve();
-    let endpoint = labeljob_run(&dir, work.path(), Some(&url));
-    let _ = server.kill();
-    let _ = server.wait();
-    let peers = [peer(&dir, false), peer(&dir, true)];
-    (Rows { name: name.into(), images: files.len(), decode_ms, run, endpoint, peers }, tensors)
+    let mut all = Vec::new();
+    let mut peer_split = [serde_json::Value::Null, serde_json::Value::Null];
+    for r in 0..rounds {
+        let raw = raw_ort(cfg, &tensors, &filter, sessions, threads, 400);
+        let run = labeljob_run(&dir, work.path(), None);
+        let (mut server, url) = serve();
+        let endpoint = labeljob_run(&dir, work.path(), Some(&url));
+        let _ = server.kill();
+        let _ = server.wait();
+        let split = [peer(&dir, false), peer(&dir, true)];
+        let ips = |v: &serde_json::Value| v["imagesPerSecond"].as_f64().unwrap_or(0.0);
+        let round = Round { raw, run, endpoint, peers: [ips(&split[0]), ips(&split[1])] };
+        eprintln!(
+            "{name}, round {}: raw {raw:.1}, run {run:.1}, endpoint {endpoint:.1}, peers {:.1} / {:.1}",
+            r + 1,
+            round.peers[0],
+            round.peers[1]
+        );
+        all.push(round);
+        peer_split = split;
+    }
+    Corpus { name: name.into(), images: files.len(), decode_ms, resize_ms, rounds: all, peer_split }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn main() {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = stages::cores();
     let spec = ModelSpec { builtin: Some(labeljob_api::DEFAULT_BUILTIN_MODEL.into()), ..Default::default() };
     let cfg = ModelConfig::resolve(&spec, None).expect("builtin model (set LABELJOB_MODELS_DIR)");
     let size =
         |var: &str, default: usize| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let (small, tensors) = measure("photos ≤ 1 MP", "small", size("LABELJOB_BENCH_SMALL", 1000), &cfg);
-    let (large, _) = measure("12 MP JPEGs", "large", size("LABELJOB_BENCH_LARGE", 200), &cfg);
-
-    // Raw ORT on pre-decoded tensors: the default engine size, and one session on all cores.
-    let filter = Filter::basic(0.3, 0.5, 100);
+    let rounds = size("LABELJOB_BENCH_ROUNDS", 3).max(1);
+    let small = measure("photos ≤ 1 MP", "small", size("LABELJOB_BENCH_SMALL", 1000), &cfg, rounds);
+    let large = measure("12 MP JPEGs", "large", size("LABELJOB_BENCH_LARGE", 200), &cfg, rounds);
     let (sessions, threads) = stages::engine_size(Device::Cpu, cores, None, None);
-    let ort_ips = raw_ort(&cfg, &tensors, &filter, sessions, threads, 1000);
-    let one_session_ips = raw_ort(&cfg, &tensors, &filter, 1, cores, 1000);
-    let ort_ms = cores as f64 * 1e3 / ort_ips;
 
     println!(
-        "\n### Throughput, {cores} cores, one run (img/s; ratios to raw ORT and to the better Python peer)\n"
+        "\n### Throughput, {cores} cores, {rounds} rounds (img/s: median of the rounds; ratios: median of the per-round ratios)\n"
     );
     println!(
-        "raw ONNX Runtime on pre-decoded 300×300 tensors: {ort_ips:.1} img/s ({sessions} sessions × {threads} thread(s), as `labeljob run`; {ort_ms:.1} core-ms per image); 1 session × {cores} threads: {one_session_ips:.1}\n"
+        "raw ONNX Runtime: pre-decoded 300×300 tensors, {sessions} sessions × {threads} thread(s) (as `labeljob run`)\n"
     );
     println!("| corpus | pipeline | img/s | ÷ raw ORT | ÷ better peer |");
     println!("|---|---|---:|---:|---:|");
-    for r in [&small, &large] {
-        let p = |i: usize| r.peers[i]["imagesPerSecond"].as_f64().unwrap_or(0.0);
-        let best = p(0).max(p(1));
-        let row = |what: &str, ips: f64| {
-            println!(
-                "| {} ({} images) | {what} | {ips:.1} | {:.3} | {:.3} |",
-                r.name,
-                r.images,
-                ips / ort_ips,
-                ips / best
-            )
+    for c in [&small, &large] {
+        let ort_ms = cores as f64 * 1e3 / median(c.rounds.iter().map(|r| r.raw).collect());
+        let row = |what: &str, pick: &dyn Fn(&Round) -> f64| {
+            let ips = median(c.rounds.iter().map(pick).collect());
+            let to_raw = median(c.rounds.iter().map(|r| pick(r) / r.raw).collect());
+            let to_peer = median(c.rounds.iter().map(|r| pick(r) / r.best_peer()).collect());
+            println!("| {} ({} images) | {what} | {ips:.1} | {to_raw:.3} | {to_peer:.3} |", c.name, c.images);
         };
-        row("`labeljob run` (in process)", r.run);
-        row("`labeljob run --endpoint` (serve on this machine)", r.endpoint);
-        row("Python: OpenCV decode + onnxruntime", p(0));
-        row("Python: OpenCV reduced decode + onnxruntime", p(1));
-        let ceiling = ort_ms / (ort_ms + r.decode_ms);
+        row("raw ONNX Runtime", &|r| r.raw);
+        row("`labeljob run` (in process)", &|r| r.run);
+        row("`labeljob run --endpoint` (serve on this machine)", &|r| r.endpoint);
+        row("Python: OpenCV decode + onnxruntime", &|r| r.peers[0]);
+        row("Python: OpenCV reduced decode + onnxruntime", &|r| r.peers[1]);
+        let prep = c.decode_ms + c.resize_ms;
+        let ceiling = ort_ms / (ort_ms + prep);
         println!(
-            "| {} | CPU ceiling: inference {ort_ms:.1} + LabelJob decode/resize {:.1} core-ms per image | {:.1} | {ceiling:.3} | |",
-            r.name,
-            r.decode_ms,
-            ort_ips * ceiling
+            "| {} | CPU ceiling: inference {ort_ms:.1} + LabelJob decode/resize {prep:.1} core-ms per image | {:.1} | {ceiling:.3} | |",
+            c.name,
+            cores as f64 * 1e3 / (ort_ms + prep)
         );
     }
-    println!("\nPer-image cost split of the peers (core-ms: decode, resize, inference, other):");
-    for r in [&small, &large] {
+    println!("\nPer-image cost split (core-ms: inference, decode, resize, other):");
+    for c in [&small, &large] {
+        let ort_ms = cores as f64 * 1e3 / median(c.rounds.iter().map(|r| r.raw).collect());
+        let run_ms = cores as f64 * 1e3 / median(c.rounds.iter().map(|r| r.run).collect());
+        println!(
+            "- {} / `labeljob run`: {ort_ms:.1}, {:.1}, {:.1}, {:.1} (inference from raw ORT; decode and resize on one core; other = the rest of its {run_ms:.1} core-ms per image)",
+            c.name,
+            c.decode_ms,
+            c.resize_ms,
+            (run_ms - ort_ms - c.decode_ms - c.resize_ms).max(0.0)
+        );
         for (i, what) in ["OpenCV", "OpenCV reduced"].iter().enumerate() {
-            let v = &r.peers[i];
+            let v = &c.peer_split[i];
             let ms = |k: &str| v[k].as_f64().unwrap_or(0.0);
             println!(
-                "- {} / {what}: {:.1}, {:.1}, {:.1}, {:.1}",
-                r.name,
+                "- {} / Python {what}: {:.1}, {:.1}, {:.1}, {:.1} (its own timers, last round)",
+                c.name,
+                ms("inferenceMs"),
                 ms("decodeMs"),
                 ms("resizeMs"),
-                ms("inferenceMs"),
                 ms("otherMs")
             );
         }
-        println!(
-            "- {} / LabelJob: decode + resize {:.1} (one core, this bench), inference {ort_ms:.1} (raw ORT)",
-            r.name, r.decode_ms
-        );
+    }
+    println!("\nPer round, `labeljob run` ÷ better peer:");
+    for c in [&small, &large] {
+        let each: Vec<String> = c.rounds.iter().map(|r| format!("{:.3}", r.run / r.best_peer())).collect();
+        println!("- {}: {}", c.name, each.join(", "));
     }
     println!(
         "\ntargets: `labeljob run` ≥ 0.88 of raw ORT and ≥ 1.02× the better peer on photos ≤ 1 MP, ≥ 1.05× on 12 MP; --endpoint ≥ 0.85 of in-process"
     );
-    for r in [&small, &large] {
-        println!("- {}: --endpoint ÷ in-process = {:.3}", r.name, r.endpoint / r.run);
+    for c in [&small, &large] {
+        let ratio = median(c.rounds.iter().map(|r| r.endpoint / r.run).collect());
+        println!("- {}: --endpoint ÷ in-process = {ratio:.3}", c.name);
     }
 }
 
