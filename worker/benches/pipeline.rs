@@ -268,11 +268,11 @@ fn main() {
         let ort_ms = cores as f64 * 1e3 / median(c.rounds.iter().map(|r| r.raw).collect());
         let run_ms = cores as f64 * 1e3 / median(c.rounds.iter().map(|r| r.run).collect());
         println!(
-            "- {} / `labeljob run`: {ort_ms:.1}, {:.1}, {:.1}, {:.1} (inference from raw ORT; decode and resize on one core; other = the rest of its {run_ms:.1} core-ms per image)",
+            "- {} / `labeljob run`: {ort_ms:.1}, {:.1}, {:.1}, {:+.1} (inference from raw ORT; decode and resize on one core; other = the rest of its {run_ms:.1} core-ms per image, below 0 when the run's model time was below raw ORT's)",
             c.name,
             c.decode_ms,
             c.resize_ms,
-            (run_ms - ort_ms - c.decode_ms - c.resize_ms).max(0.0)
+            run_ms - ort_ms - c.decode_ms - c.resize_ms
         );
         for (i, what) in ["OpenCV", "OpenCV reduced"].iter().enumerate() {
             let v = &c.peer_split[i];
