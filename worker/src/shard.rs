@@ -515,6 +515,10 @@ impl ShardRunner {
                         t.decode += took;
                         return (fail(img, "decode", kind, reason), t);
                     }
+                    // The decode panicked (the engine caught it): this image fails alone.
+                    Err(_) if matches!(raw, Err(DetectError::Engine(InferError::Unprepared))) => {
+                        return (fail(img, "decode", "panic", "decoding the image panicked".into()), t);
+                    }
                     // Never prepared: the engine stopped, and says so.
                     Err(_) => {
                         let e = raw.err().unwrap_or(DetectError::Engine(InferError::Stopped));

@@ -126,7 +126,8 @@ async fn metadata_readiness_and_inference_equal_in_process() {
 
 /// `Engine::prepare_and_detect` (the in-process path of `labeljob run`): the image is prepared
 /// on an inference thread, and its detections equal those of the same pixels sent ready. An
-/// image that cannot be prepared, or prepares to the wrong size, fails alone.
+/// image that cannot be prepared, prepares to the wrong size, or whose preparation panics,
+/// fails alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_prepares_images_on_its_inference_threads() {
     let engine = Engine::start(model(), engine_options(8)).expect("in-process engine");
@@ -153,7 +154,9 @@ async fn the_engine_prepares_images_on_its_inference_threads() {
         ),
         "{short:?}"
     );
-    // The engine goes on after them.
+    let panics = engine.prepare_and_detect(Box::new(|| panic!("a decoder bug"))).await;
+    assert!(matches!(panics, Err(labeljob_worker::model::InferError::Unprepared)), "{panics:?}");
+    // The engine (its one inference thread included) goes on after them.
     assert_eq!(engine.detect(dog).await.expect("after"), want);
 }
 

@@ -115,7 +115,7 @@ impl EngineMetrics {
 
 /// Work an inference thread does for one image right before its model run: decode and resize,
 /// giving the model-input pixels, or `None` when the image cannot be prepared (the closure
-/// tells its caller why itself). Run on the thread that owns the session, a decode neither
+/// tells its caller why itself; a closure that panics is answered `Unprepared` too). Run on the thread that owns the session, a decode neither
 /// waits for a hand-off nor preempts a model run, as a one-thread-per-core script does.
 pub type PrepareFn = Box<dyn FnOnce() -> Option<Vec<u8>> + Send>;
 
@@ -360,10 +360,11 @@ fn prepare_batch(
     for mut job in batch {
         let image = match std::mem::replace(&mut job.image, Input::Pixels(Vec::new())) {
             Input::Pixels(p) => Ok(p),
-            Input::Prepare(f) => match f() {
-                Some(p) if p.len() == want => Ok(p),
-                Some(p) => Err(InferError::BadInput { got: p.len(), want, width, height }),
-                None => Err(InferError::Unprepared),
+            // A panicking decode fails its image, never the inference thread.
+            Input::Prepare(f) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                Ok(Some(p)) if p.len() == want => Ok(p),
+                Ok(Some(p)) => Err(InferError::BadInput { got: p.len(), want, width, height }),
+                Ok(None) | Err(_) => Err(InferError::Unprepared),
             },
         };
         match image {
