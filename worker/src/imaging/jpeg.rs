@@ -18,7 +18,7 @@ use super::{CodecError, DecodeError, DecodeLimits, Decoded, orient, raster};
 const SCAN_LIMIT: u32 = 500;
 
 /// Largest pixel buffer a thread keeps for its next decode (16 MiB: a 2300×2300 RGB image).
-const MAX_SPARE_BYTES: usize = 16 << 20;
+pub(super) const MAX_SPARE_BYTES: usize = 16 << 20;
 
 thread_local! {
     /// One libjpeg-turbo handle per thread, reused across images.
@@ -46,12 +46,8 @@ pub(super) fn recycle(buf: Vec<u8>) {
 /// overwritten), else a zeroed one.
 fn buffer(len: usize) -> Vec<u8> {
     let mut buf = SPARE.with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default());
-    if buf.len() >= len {
-        buf.truncate(len);
-    } else {
-        buf.clear();
-        buf.resize(len, 0);
-    }
+    // Only bytes past the spare's length are zeroed.
+    buf.resize(len, 0);
     buf
 }
 

@@ -21,7 +21,7 @@ mod tests;
 
 use image::RgbImage;
 
-pub use resize::{BoxTransform, PAD_VALUE, ResizeError, Resizer};
+pub use resize::{BoxTransform, PAD_VALUE, ResizeError, Resizer, recycle_input};
 pub use tensor::{Tensor, TensorError, to_tensor};
 
 /// Size limits checked against the image header before any pixel buffer is allocated.

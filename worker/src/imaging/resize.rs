@@ -101,6 +101,24 @@ pub enum ResizeError {
     },
 }
 
+thread_local! {
+    /// A model-input buffer the thread is done with ([`recycle_input`]).
+    static SPARE_INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keep `buf` (model-input pixels this thread has run) for its next [`Resizer::resize`]: no
+/// fresh allocation to zero per image. One buffer per thread, of at most 16 MiB; call it only
+/// on long-lived threads of a fixed number (the inference threads).
+pub fn recycle_input(buf: Vec<u8>) {
+    if buf.capacity() <= super::jpeg::MAX_SPARE_BYTES {
+        SPARE_INPUT.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                *s = buf;
+            }
+        });
+    }
+}
+
 /// Reusable per-thread resizer (holds the cached weights and scratch rows).
 #[derive(Debug)]
 pub struct Resizer {
@@ -119,8 +137,8 @@ impl Resizer {
         Self { inner: Resampler::default() }
     }
 
-    /// Resizes `img` to `width × height` by `mode`: returns H×W×3 RGB bytes and the box
-    /// transform back to original pixels.
+    /// Resizes `img` to `width × height` by `mode`: returns H×W×3 RGB bytes (in this thread's
+    /// [`recycle_input`] buffer when it has one) and the box transform back to original pixels.
     pub fn resize(
         &mut self,
         img: &Decoded,
@@ -128,7 +146,8 @@ impl Resizer {
         height: u32,
         mode: ResizeMode,
     ) -> Result<(Vec<u8>, BoxTransform), ResizeError> {
-        let mut out = Vec::new();
+        let mut out =
+            SPARE_INPUT.with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default());
         let t = self.resize_into(img, width, height, mode, &mut out)?;
         Ok((out, t))
     }

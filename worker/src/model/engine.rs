@@ -321,6 +321,9 @@ fn run_thread(
         let started = Instant::now();
         let result = session.detect(&images, &opts.filter);
         metrics.inference.observe(started.elapsed().as_secs_f64());
+        drop(images);
+        // The next image prepared on this thread is resized into one of these buffers.
+        pixels.into_iter().for_each(crate::imaging::recycle_input);
         match result {
             Ok(dets) => {
                 for (job, d) in batch.into_iter().zip(dets) {

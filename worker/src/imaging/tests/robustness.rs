@@ -172,6 +172,29 @@ fn a_recycled_buffer_never_shows_another_image() {
     assert!(checked >= 30 && damaged >= 10, "{checked} decodes, {damaged} damaged ones decoded");
 }
 
+/// A model-input buffer handed back by the inference thread ([`crate::imaging::recycle_input`])
+/// is overwritten whole by the next resize: white left in it never shows, in either mode.
+#[test]
+fn a_recycled_input_buffer_never_shows_another_image() {
+    let fresh = |img: Decoded, size: (u32, u32), mode: ResizeMode| {
+        std::thread::spawn(move || Resizer::new().resize(&img, size.0, size.1, mode).map(|r| r.0).ok())
+            .join()
+            .expect("resize thread")
+    };
+    let mut checked = 0;
+    for (rel, bytes) in all_fixtures().into_iter().filter(|(n, _)| n.ends_with(".jpg") || n.ends_with(".png"))
+    {
+        let Ok(img) = decode(&bytes, Some((300, 300)), &DecodeLimits::default()) else { continue };
+        for (size, mode) in [((300, 300), ResizeMode::Stretch), ((320, 192), ResizeMode::Letterbox)] {
+            crate::imaging::recycle_input(vec![255; size.0 as usize * size.1 as usize * 3]);
+            let reused = Resizer::new().resize(&img, size.0, size.1, mode).map(|r| r.0).ok();
+            assert_eq!(reused, fresh(img.clone(), size, mode), "{rel} {size:?} {mode:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} resizes");
+}
+
 /// Peak virtual and resident memory of this process, in KiB (Linux `/proc`).
 fn peak_memory_kib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
