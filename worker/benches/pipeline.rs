@@ -12,9 +12,11 @@
 //!   `IMREAD_REDUCED_COLOR_*` decode.
 //!
 //! This machine's speed drifts by several per cent within minutes, so every row is measured
-//! once per round, the rounds one after another (`LABELJOB_BENCH_ROUNDS`, default 3): img/s is
+//! once per round, the rounds one after another (`LABELJOB_BENCH_ROUNDS`, default 5): img/s is
 //! the median of the rounds, and each ratio the median of the ratios within a round (both
-//! sides measured a minute apart at most). The per-image cost split (core-ms: inference,
+//! sides measured a minute apart at most). Within a round `labeljob run` is measured next to
+//! the peers, and every other round runs its rows in reverse order, so a drift within a round
+//! favours neither side. The per-image cost split (core-ms: inference,
 //! decode, resize, other) of LabelJob comes from raw ORT and a one-core decode and resize pass;
 //! the peers time their own stages. The CPU ceiling is
 //! `ORT cost ÷ (ORT cost + decode + resize cost)` per image (they share the cores).
@@ -141,6 +143,16 @@ struct Round {
     peers: [f64; 2],
 }
 
+/// What a round measures, in its order.
+#[derive(Clone, Copy)]
+enum Row {
+    Raw,
+    Run,
+    Endpoint,
+    /// A Python peer: `true` with OpenCV's reduced decode.
+    Peer(bool),
+}
+
 impl Round {
     fn best_peer(&self) -> f64 {
         self.peers[0].max(self.peers[1])
@@ -191,23 +203,40 @@ fn measure(name: &str, kind: &str, count: usize, cfg: &ModelConfig, rounds: usiz
     let mut all = Vec::new();
     let mut peer_split = [serde_json::Value::Null, serde_json::Value::Null];
     for r in 0..rounds {
-        let raw = raw_ort(cfg, &tensors, &filter, sessions, threads, 400);
-        let run = labeljob_run(&dir, work.path(), None);
-        let (mut server, url) = serve();
-        let endpoint = labeljob_run(&dir, work.path(), Some(&url));
-        let _ = server.kill();
-        let _ = server.wait();
-        let split = [peer(&dir, false), peer(&dir, true)];
-        let ips = |v: &serde_json::Value| v["imagesPerSecond"].as_f64().unwrap_or(0.0);
-        let round = Round { raw, run, endpoint, peers: [ips(&split[0]), ips(&split[1])] };
+        // `labeljob run` next to the peers, and every other round in reverse order: a drift of
+        // the machine's speed within a round favours neither side.
+        let mut order = [Row::Run, Row::Peer(false), Row::Peer(true), Row::Endpoint, Row::Raw];
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        let mut round = Round { raw: 0.0, run: 0.0, endpoint: 0.0, peers: [0.0; 2] };
+        for row in order {
+            match row {
+                Row::Raw => round.raw = raw_ort(cfg, &tensors, &filter, sessions, threads, 400),
+                Row::Run => round.run = labeljob_run(&dir, work.path(), None),
+                Row::Endpoint => {
+                    let (mut server, url) = serve();
+                    round.endpoint = labeljob_run(&dir, work.path(), Some(&url));
+                    let _ = server.kill();
+                    let _ = server.wait();
+                }
+                Row::Peer(reduced) => {
+                    let split = peer(&dir, reduced);
+                    round.peers[usize::from(reduced)] = split["imagesPerSecond"].as_f64().unwrap_or(0.0);
+                    peer_split[usize::from(reduced)] = split;
+                }
+            }
+        }
         eprintln!(
-            "{name}, round {}: raw {raw:.1}, run {run:.1}, endpoint {endpoint:.1}, peers {:.1} / {:.1}",
+            "{name}, round {}: raw {:.1}, run {:.1}, endpoint {:.1}, peers {:.1} / {:.1}",
             r + 1,
+            round.raw,
+            round.run,
+            round.endpoint,
             round.peers[0],
             round.peers[1]
         );
         all.push(round);
-        peer_split = split;
     }
     Corpus { name: name.into(), images: files.len(), decode_ms, resize_ms, rounds: all, peer_split }
 }
@@ -229,7 +258,7 @@ fn main() {
     let cfg = ModelConfig::resolve(&spec, None).expect("builtin model (set LABELJOB_MODELS_DIR)");
     let size =
         |var: &str, default: usize| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let rounds = size("LABELJOB_BENCH_ROUNDS", 3).max(1);
+    let rounds = size("LABELJOB_BENCH_ROUNDS", 5).max(1);
     let small = measure("photos ≤ 1 MP", "small", size("LABELJOB_BENCH_SMALL", 1000), &cfg, rounds);
     let large = measure("12 MP JPEGs", "large", size("LABELJOB_BENCH_LARGE", 200), &cfg, rounds);
     let (sessions, threads) = stages::engine_size(Device::Cpu, cores, None, None);
