@@ -40,8 +40,9 @@ struct Axis {
 impl Axis {
     /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for input pixels `[in0, in1)`
     /// of an axis of `in_size` pixels resampled to `out_size`. Recomputed only when the
-    /// geometry changes.
-    fn prepare(&mut self, in_size: usize, in0: f32, in1: f32, out_size: usize) {
+    /// geometry changes. `simd`: also the split weights of the AVX2 horizontal pass (only
+    /// for the horizontal axis, and only for the entry counts it has code for).
+    fn prepare(&mut self, in_size: usize, in0: f32, in1: f32, out_size: usize, simd: bool) {
         let key = (in_size, in0.to_bits(), in1.to_bits(), out_size);
         if self.key == key && !self.bounds.is_empty() {
             return;
@@ -73,7 +74,11 @@ impl Axis {
             bounds.push((xmin, n));
         }
         let quad_count = bounds.iter().map(|b| b.1.div_ceil(4)).max().unwrap_or(0);
-        let quads = quad_weights(&bounds, &weights, ksize, quad_count).unwrap_or_default();
+        let quads = if simd && quad_count <= MAX_QUAD_COUNT {
+            quad_weights(&bounds, &weights, ksize, quad_count).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         // `xmin` never decreases along the axis, so the pixels whose loads fit are a prefix.
         let quad_pixels = bounds.iter().take_while(|b| b.0 * 3 + 12 * quad_count + 4 <= in_size * 3).count();
         *self = Self { ksize, bounds, weights, key, quads, quad_count, quad_pixels };
@@ -86,6 +91,10 @@ impl Axis {
         (first, last.max(first))
     }
 }
+
+/// The most weight entries (of four taps) per pixel the AVX2 horizontal pass has code for;
+/// wider filters (reductions by more than about 7×) take the scalar pass.
+const MAX_QUAD_COUNT: usize = 4;
 
 /// Bits of a weight in the low `i16` half of a split weight (`w = hi << SPLIT | lo`). Weights
 /// of the antialiased triangle are in `[0, 1 << 22]`, so both halves fit an `i16` and each
@@ -217,8 +226,8 @@ impl Resampler {
         let [left, top, w, h] = region.map(|v| v as f32);
         let need_h = dst.width != src.width || left != 0.0 || w != src.width as f32;
         let need_v = dst.height != src.height || top != 0.0 || h != src.height as f32;
-        self.horizontal.prepare(src.width, left, left + w, dst.width);
-        self.vertical.prepare(src.height, top, top + h, dst.height);
+        self.horizontal.prepare(src.width, left, left + w, dst.width, true);
+        self.vertical.prepare(src.height, top, top + h, dst.height, false);
         let (first, last) = if need_h { self.vertical.span() } else { (0, src.height) };
         if need_h {
             self.temp.resize((last - first) * dst.width * 3, 0);
@@ -486,6 +495,12 @@ mod tests {
             Resampler::default().resample_portable(&src, region, &mut target(&mut b));
             assert_eq!(a, b, "{ow}x{oh} from {region:?}");
             quad_counts.insert(resampler.horizontal.quad_count);
+            // split weights only where the AVX2 pass uses them
+            assert_eq!(
+                resampler.horizontal.quads.is_empty(),
+                resampler.horizontal.quad_count > MAX_QUAD_COUNT
+            );
+            assert!(resampler.vertical.quads.is_empty());
         }
         // every specialised width of the AVX2 pass, and the scalar one past it
         assert!([1, 2, 3, 4].iter().all(|n| quad_counts.contains(n)), "{quad_counts:?}");
