@@ -44,7 +44,11 @@ demo: build ort ## Label the fixture photos: out/demo/{annotations,results,repor
 	@echo "open out/demo/preview.png"
 
 .PHONY: test
-test: test-deps build ## Every test: Rust (unit, reconcile, S3, Azure, GCS), Python (pycocotools, reference ORT, OIP client), Helm lint (not the kind e2e: make e2e)
+# One release build: `cargo test` builds the binaries the Python tests run (target/release/
+# labeljob, labeljob-operator) together with the test binaries. Depending on `build` as well
+# would compile the workspace twice, since the tests' dev-dependencies add tokio's test-util
+# feature and so change every crate above tokio.
+test: test-deps ## Every test: Rust (unit, reconcile, S3, Azure, GCS), Python (pycocotools, reference ORT, OIP client), Helm lint (not the kind e2e: make e2e)
 	cargo test --release --workspace -- --include-ignored
 	$(VENV_PY) -m pytest -q tests/python
 	$(MAKE) --no-print-directory helm-lint
