@@ -11,6 +11,7 @@
 //! - [`layout`]: the object keys of the output prefix.
 //! - [`exit`]: the worker's exit codes, which the operator's Jobs match and read back.
 //! - [`progress`]: per-shard progress objects, written by workers and read by the operator.
+//! - [`readbuf`]: reused buffers for image bodies (fewer fresh pages per read).
 //! - [`plan()`]: freeze the input listing once per output prefix.
 //! - [`redact`]: [`redact_uri`], the one credential redaction used wherever a URI is written
 //!   or logged.
@@ -29,6 +30,7 @@ pub mod manifest;
 pub mod netguard;
 pub mod plan;
 pub mod progress;
+pub mod readbuf;
 pub mod redact;
 pub mod report;
 pub mod retry;

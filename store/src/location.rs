@@ -281,7 +281,7 @@ impl Location {
             return Err(too_large(Some(result.meta.size)));
         }
         // the size is within the limit, so within usize as well
-        let mut buf = Vec::with_capacity(usize::try_from(result.meta.size).unwrap_or(0));
+        let mut buf = crate::readbuf::take(usize::try_from(result.meta.size).unwrap_or(0));
         let mut stream = result.into_stream();
         while let Some(chunk) = stream.try_next().await.map_err(|e| self.store_err("get", rel, e))? {
             if (buf.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
@@ -465,7 +465,7 @@ fn read_contained(dir: &std::path::Path, file: &std::path::Path, uri: &str, max_
         return Err(too_large(Some(size)));
     }
     // a file that grows after the size was read is cut at one byte past the limit
-    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut buf = crate::readbuf::take(usize::try_from(size).unwrap_or(0));
     f.take(max_bytes.saturating_add(1)).read_to_end(&mut buf).map_err(|e| io_err(file, e))?;
     if buf.len() as u64 > max_bytes {
         return Err(too_large(None));

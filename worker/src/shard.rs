@@ -426,9 +426,13 @@ impl ShardRunner {
             return Err(("cancelled", "decoder pool closed".into()));
         };
         let fit = self.fit();
-        tokio::task::spawn_blocking(move || fit.decode_resize(&bytes, false))
-            .await
-            .unwrap_or_else(|join| Err(("panic", join.to_string())))
+        tokio::task::spawn_blocking(move || {
+            let ready = fit.decode_resize(&bytes, false);
+            labeljob_store::readbuf::recycle(bytes);
+            ready
+        })
+        .await
+        .unwrap_or_else(|join| Err(("panic", join.to_string())))
     }
 
     /// Infer a prepared image, unless it is a copy: of an earlier image of this shard
@@ -500,6 +504,7 @@ impl ShardRunner {
                         Ok(r) => (Ok((r.width, r.height, r.transform)), Some(r.pixels)),
                         Err(e) => (Err(e), None),
                     };
+                    labeljob_store::readbuf::recycle(bytes);
                     let _ = tx.send((meta, started.elapsed().as_secs_f64()));
                     pixels
                 });
