@@ -160,6 +160,57 @@ async fn the_engine_prepares_images_on_its_inference_threads() {
     assert_eq!(engine.detect(dog).await.expect("after"), want);
 }
 
+/// `Engine::start` loads its sessions side by side: with three sessions, three images are
+/// prepared at the same moment on three inference threads and each answers as a one-session
+/// engine does; a model that cannot load is one error from `start`, whichever loading thread
+/// met it, not a hang or a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_load_side_by_side_and_a_bad_model_is_one_error() {
+    use std::sync::{Arc, Condvar, Mutex};
+    let dog = photo("dog.jpg");
+    let one = Engine::start(model(), engine_options(8)).expect("one session");
+    let want = one.detect(dog.clone()).await.expect("one session detects");
+    assert!(!want.is_empty());
+    let opts = labeljob_worker::model::EngineOptions {
+        sessions: 3,
+        threads_per_session: 1,
+        max_batch: 1,
+        ..engine_options(16)
+    };
+    let three = Engine::start(model(), opts.clone()).expect("three sessions");
+    // Each preparation waits (10 s at most) until three are running at once: only three
+    // live inference threads can get there.
+    let met: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let (engine, pixels, met) = (three.clone(), dog.clone(), met.clone());
+            let prepare = Box::new(move || {
+                let (names, cv) = &*met;
+                let mut names = names.lock().expect("names");
+                names.push(std::thread::current().name().unwrap_or_default().to_string());
+                cv.notify_all();
+                let (names, _) =
+                    cv.wait_timeout_while(names, Duration::from_secs(10), |n| n.len() < 3).expect("wait");
+                (names.len() >= 3).then_some(pixels)
+            });
+            tokio::spawn(async move { engine.prepare_and_detect(prepare).await })
+        })
+        .collect();
+    for run in runs {
+        assert_eq!(run.await.expect("join").expect("three sessions at once"), want);
+    }
+    let mut names = met.0.lock().expect("names").clone();
+    names.sort();
+    assert_eq!(names, ["inference-0", "inference-1", "inference-2"]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bad = model();
+    bad.path = dir.path().join("not-a-model.onnx");
+    std::fs::write(&bad.path, b"this is not an ONNX graph").expect("write");
+    let err = Engine::start(bad, opts).expect_err("a bad model does not load");
+    assert!(matches!(err, labeljob_worker::model::session::SessionError::Ort(_)), "{err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_map_to_statuses_and_the_server_stays_ready() {
     let server = start(settings(8, 2 << 20)).await;

@@ -156,26 +156,40 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Load the model in `opts.sessions` threads and start them. Returns once every session
-    /// is loaded (errors such as a bad model or a missing ORT library surface here).
+    /// is loaded (errors such as a bad model or a missing ORT library surface here). The
+    /// sessions load side by side: each load is mostly one core's work (graph optimisation,
+    /// weight prepacking, the warm-up run), so two cores load two in the time of one.
     pub fn start(config: ModelConfig, opts: EngineOptions) -> Result<Self, SessionError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let metrics = EngineMetrics::default();
+        let loaded: Vec<Result<ModelSession, SessionError>> = std::thread::scope(|scope| {
+            let loads: Vec<_> = (0..opts.sessions.max(1))
+                .map(|i| {
+                    std::thread::Builder::new()
+                        .name(format!("load-{i}"))
+                        .spawn_scoped(scope, || load_warm(&config, &opts))
+                        .map_err(|e| SessionError::Thread(format!("cannot start a loading thread: {e}")))
+                })
+                .collect();
+            loads
+                .into_iter()
+                .map(|load| {
+                    load?
+                        .join()
+                        .unwrap_or_else(|_| Err(SessionError::Thread("loading the model panicked".into())))
+                })
+                .collect()
+        });
         let mut model_batch = usize::MAX;
-        for i in 0..opts.sessions.max(1) {
-            let mut session = ModelSession::load(&config, opts.threads_per_session, opts.device)?;
-            // A session's first run sizes its memory arena (and, on a GPU, compiles kernels):
-            // done now, the first images (and requests, once ready) do not wait for it.
-            let (w, h) = session.input_size();
-            if let Err(e) = session.detect(&[&vec![0; w as usize * h as usize * 3]], &opts.filter) {
-                tracing::debug!(error = %e, "warm-up run failed; the first image runs cold");
-            }
+        for (i, session) in loaded.into_iter().enumerate() {
+            let session = session?;
             model_batch = model_batch.min(session.max_batch);
             let (rx, opts, metrics) = (rx.clone(), opts.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name(format!("inference-{i}"))
                 .spawn(move || run_thread(session, rx, opts, metrics))
-                .map_err(|e| SessionError::Cuda(format!("cannot start inference thread: {e}")))?;
+                .map_err(|e| SessionError::Thread(format!("cannot start inference thread: {e}")))?;
         }
         let max_batch = opts.max_batch.max(1).min(model_batch);
         let input_len = config.width as usize * config.height as usize * 3;
@@ -263,6 +277,18 @@ impl Engine {
             .map_err(|_| InferError::Stopped)?;
         Ok(rx)
     }
+}
+
+/// One session, loaded and run once. A session's first run sizes its memory arena (and, on a
+/// GPU, compiles kernels): done now, the first images (and requests, once ready) do not wait
+/// for it.
+fn load_warm(config: &ModelConfig, opts: &EngineOptions) -> Result<ModelSession, SessionError> {
+    let mut session = ModelSession::load(config, opts.threads_per_session, opts.device)?;
+    let (w, h) = session.input_size();
+    if let Err(e) = session.detect(&[&vec![0; w as usize * h as usize * 3]], &opts.filter) {
+        tracing::debug!(error = %e, "warm-up run failed; the first image runs cold");
+    }
+    Ok(session)
 }
 
 fn run_thread(

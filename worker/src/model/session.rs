@@ -56,6 +56,9 @@ pub enum SessionError {
     /// Preprocessing produced a bad tensor.
     #[error("preprocess: {0}")]
     Tensor(#[source] crate::imaging::TensorError),
+    /// An inference thread could not be started, or its session's load panicked.
+    #[error("inference thread: {0}")]
+    Thread(String),
 }
 
 static ORT_ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
