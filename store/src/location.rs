@@ -477,6 +477,31 @@ fn read_contained(dir: &std::path::Path, file: &std::path::Path, uri: &str, max_
 mod tests {
     use super::*;
 
+    /// A `file://` read goes into a recycled buffer, and holds only the file's bytes even when
+    /// the buffer held a longer image before.
+    #[test]
+    fn a_local_read_reuses_a_recycled_buffer() {
+        let _turn = crate::readbuf::exclusive();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("long.jpg"), &long).expect("write");
+        std::fs::write(dir.path().join("short.jpg"), b"short image body").expect("write");
+        let read =
+            |name: &str| read_contained(dir.path(), &dir.path().join(name), name, 1 << 30).expect(name);
+
+        let first = read("long.jpg");
+        assert_eq!(first.as_ref(), long.as_slice());
+        let ptr = first.as_ptr();
+        crate::readbuf::recycle(first);
+        let again = read("long.jpg");
+        assert_eq!(again.as_ptr(), ptr, "the second read did not reuse the first one's buffer");
+        assert_eq!(again.as_ref(), long.as_slice());
+        crate::readbuf::recycle(again);
+        let short = read("short.jpg");
+        assert_eq!(short.as_ptr(), ptr, "the pool's one buffer fits the short file too");
+        assert_eq!(short.as_ref(), b"short image body", "no byte of the earlier image shows");
+    }
+
     fn no_env() -> StoreOptions {
         StoreOptions::from_vars(Vec::<(String, String)>::new())
     }

@@ -37,7 +37,8 @@ const STEP: usize = 1 << 20;
 const SMALL_STEP: usize = 64 << 10;
 
 /// An empty buffer with room for at least `size` bytes: the smallest recycled one that is
-/// large enough, else a new one, rounded up to the next [`STEP`] (or [`SMALL_STEP`]).
+/// large enough, else a new one, rounded up to the next [`STEP`] (or [`SMALL_STEP`]). `size`
+/// is a body's declared size: the caller has already refused one over its read limit.
 pub fn take(size: usize) -> Vec<u8> {
     if size > MAX_BUFFER_BYTES {
         return Vec::with_capacity(size);
@@ -71,12 +72,22 @@ pub fn recycle(bytes: Bytes) {
     pool.buffers.push(buf);
 }
 
+/// The pool is one per process: the tests that look into it take turns, and start from an
+/// empty pool.
+#[cfg(test)]
+pub(crate) fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(mut pool) = POOL.lock() {
+        pool.buffers.clear();
+        pool.bytes = 0;
+    }
+    turn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The pool is one per process: its tests take turns.
-    static SERIAL: Mutex<()> = Mutex::new(());
 
     fn unique_size(base: usize) -> usize {
         base + 4093
@@ -84,7 +95,7 @@ mod tests {
 
     #[test]
     fn a_recycled_buffer_comes_back_empty_with_its_memory() {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = exclusive();
         let size = unique_size(3 << 20);
         let mut buf = take(size);
         assert!(buf.capacity() >= size && buf.is_empty());
@@ -103,7 +114,7 @@ mod tests {
 
     #[test]
     fn new_buffers_are_rounded_up_to_fit_the_next_image() {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = exclusive();
         let size = unique_size(2 << 20);
         assert!(take(size).capacity() >= 3 << 20);
         assert!(take(100_000).capacity() >= 128 << 10);
@@ -112,7 +123,7 @@ mod tests {
 
     #[test]
     fn bytes_still_shared_are_not_recycled() {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = exclusive();
         let size = unique_size(5 << 20);
         let mut buf = Vec::with_capacity(size);
         buf.resize(size, 1);
@@ -128,7 +139,7 @@ mod tests {
 
     #[test]
     fn buffers_past_the_limit_are_dropped() {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = exclusive();
         let big = MAX_BUFFER_BYTES + 1;
         let mut buf = Vec::with_capacity(big);
         buf.push(1);
@@ -141,18 +152,15 @@ mod tests {
 
     #[test]
     fn idle_capacity_stays_under_the_bound() {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = exclusive();
         let size = unique_size(MAX_BUFFER_BYTES - (1 << 20));
         for _ in 0..MAX_POOLED_BYTES / size + 2 {
             let mut buf = Vec::with_capacity(size);
             buf.push(0);
             recycle(Bytes::from(buf));
         }
-        let mut pool = POOL.lock().expect("pool");
+        let pool = POOL.lock().expect("pool");
         assert!(pool.bytes <= MAX_POOLED_BYTES, "{} idle bytes", pool.bytes);
         assert!(pool.buffers.iter().filter(|b| b.capacity() >= size).count() <= MAX_POOLED_BYTES / size);
-        // a full pool would refuse the other tests' buffers
-        pool.buffers.clear();
-        pool.bytes = 0;
     }
 }
