@@ -218,6 +218,21 @@ pub struct InputSize {
     pub height: u32,
 }
 
+impl InputSize {
+    /// The largest side (the schema's `maximum`, which a test holds equal).
+    pub const MAX_SIDE: u32 = 8192;
+
+    /// Both sides within 1–[`InputSize::MAX_SIDE`]; else why not.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |v: u32| (1..=Self::MAX_SIDE).contains(&v);
+        if ok(self.width) && ok(self.height) {
+            Ok(())
+        } else {
+            Err(format!("{}x{} is outside 1–{}", self.width, self.height, Self::MAX_SIDE))
+        }
+    }
+}
+
 /// Resize mode.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]

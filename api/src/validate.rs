@@ -99,10 +99,8 @@ pub fn validate_spec(spec: &LabelJobSpec) -> Result<(), SpecErrors> {
     {
         bad("model.sha256", format!("{sha:?} is not 64 lowercase hex digits"));
     }
-    if let Some(size) = m.input_size
-        && (size.width == 0 || size.height == 0 || size.width > 8192 || size.height > 8192)
-    {
-        bad("model.inputSize", format!("{}x{} is outside 1–8192", size.width, size.height));
+    if let Some(Err(why)) = m.input_size.map(|size| size.check()) {
+        bad("model.inputSize", why);
     }
     if let Some(n) = &m.normalize {
         if n.mean.len() != 3 || n.std.len() != 3 {
@@ -302,6 +300,25 @@ pub(crate) mod tests {
             let err = validate_spec(&s).expect_err(yaml);
             assert_eq!(err.0.iter().map(|e| e.field).collect::<Vec<_>>(), ["inference.costPerGpuHour"]);
             assert!(err.to_string().contains("a price of at least 0"), "{err}");
+        }
+    }
+
+    #[test]
+    fn input_sizes_out_of_range_are_refused_and_the_schema_says_the_same_range() {
+        use crate::v1alpha1::InputSize;
+        for (w, h, ok) in [(1, 1, true), (8192, 8192, true), (0, 300, false), (300, 8193, false)] {
+            let mut s = spec("");
+            s.model.input_size = Some(InputSize { width: w, height: h });
+            let got = validate_spec(&s);
+            assert_eq!(got.is_ok(), ok, "{w}x{h}: {got:?}");
+            if let Err(e) = got {
+                assert!(e.to_string().contains(&format!("{w}x{h} is outside 1–8192")), "{e}");
+            }
+        }
+        let schema = serde_json::to_value(schemars::schema_for!(InputSize)).expect("schema");
+        for side in ["width", "height"] {
+            assert_eq!(schema["properties"][side]["maximum"], InputSize::MAX_SIDE, "{schema}");
+            assert_eq!(schema["properties"][side]["minimum"], 1, "{schema}");
         }
     }
 

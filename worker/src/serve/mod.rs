@@ -111,10 +111,13 @@ fn parse_format(s: &str) -> Result<ModelFormat, String> {
 fn parse_size(s: &str) -> Result<InputSize, String> {
     let bad = || format!("{s:?} is not WIDTHxHEIGHT");
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    Ok(InputSize {
+    let size = InputSize {
         width: w.trim().parse().map_err(|_| bad())?,
         height: h.trim().parse().map_err(|_| bad())?,
-    })
+    };
+    // the same range a LabelJob's model.inputSize has: the engine allocates width × height × 3
+    size.check()?;
+    Ok(size)
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
@@ -305,4 +308,19 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let settings = args.settings()?;
     let server = Server::bind(&format!("{}:{}", args.host, args.port), settings).await?;
     server.run(shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_sizes_parse_within_the_model_range() {
+        assert_eq!(parse_size("640x480"), Ok(InputSize { width: 640, height: 480 }));
+        assert_eq!(parse_size(" 8192 X 1 "), Ok(InputSize { width: 8192, height: 1 }));
+        // the engine would allocate width × height × 3 bytes for its warm-up run
+        assert_eq!(parse_size("100000x100000"), Err("100000x100000 is outside 1–8192".into()));
+        assert_eq!(parse_size("0x300"), Err("0x300 is outside 1–8192".into()));
+        assert_eq!(parse_size("300"), Err("\"300\" is not WIDTHxHEIGHT".into()));
+    }
 }
