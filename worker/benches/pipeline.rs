@@ -34,6 +34,9 @@ use labeljob_worker::model::decode::Filter;
 use labeljob_worker::model::session::ModelSession;
 use labeljob_worker::stages;
 
+mod common;
+use common::median;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -239,17 +242,6 @@ fn measure(name: &str, kind: &str, count: usize, cfg: &ModelConfig, rounds: usiz
         all.push(round);
     }
     Corpus { name: name.into(), images: files.len(), decode_ms, resize_ms, rounds: all, peer_split }
-}
-
-/// The median of `values` (the mean of the middle two for an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 fn main() {

@@ -1,7 +1,9 @@
 //! Server throughput and latency against raw ONNX Runtime, in one process on this machine:
-//! raw `ModelSession::detect` in a loop (the ceiling), then `labeljob serve` on 127.0.0.1
-//! driven by the OIP client (binary tensors) with 1 and 8 concurrent clients, then an
-//! open-loop load at half the 8-client peak for p50/p99 latency. Prints a table.
+//! raw `ModelSession::detect` in a loop (the ceiling) and `labeljob serve` on 127.0.0.1
+//! driven by the OIP client (binary tensors) with 8 concurrent clients, side by side in
+//! alternating rounds (the ratio is the median of the per-round ratios: this machine's speed
+//! drifts); one client; then an open-loop load at half the 8-client peak for p50/p99 latency.
+//! Prints a table.
 //!
 //! Then batching: a small detector with a dynamic batch dimension, generated with random
 //! weights by `tests/bench/make_batch_model.py` (no download), served with `--max-batch-size`
@@ -9,7 +11,8 @@
 //! beside raw ORT on that model at batch 1 and 16.
 //!
 //! `ORT_DYLIB_PATH=... cargo bench -p labeljob-worker --bench serve`
-//! (`LABELJOB_BENCH_SECONDS` sets each phase's length, default 6).
+//! (`LABELJOB_BENCH_SECONDS` sets each phase's length, default 3; `LABELJOB_BENCH_ROUNDS` the
+//! rounds of raw ORT beside 8 clients, default 9).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -23,6 +26,9 @@ use labeljob_worker::model::{EngineOptions, Filter, ModelConfig};
 use labeljob_worker::oip::client::{ClientOptions, OipClient};
 use labeljob_worker::serve::{Server, ServerSettings};
 
+mod common;
+use common::{median, percentile};
+
 const NAME: &str = "ssd-mobilenet-v2-coco";
 
 fn repo() -> PathBuf {
@@ -31,13 +37,6 @@ fn repo() -> PathBuf {
 
 fn filter() -> Filter {
     Filter::basic(0.05, 0.5, 300)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Closed loop: `clients` tasks each sending one image after another for `secs`.
@@ -242,7 +241,7 @@ async fn start(
 }
 
 fn main() {
-    let secs: f64 = std::env::var("LABELJOB_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6.0);
+    let secs: f64 = std::env::var("LABELJOB_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let lib = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".cache/ort/lib/libonnxruntime.so"));
@@ -261,76 +260,112 @@ fn main() {
     let image =
         Arc::new(photo.resize_exact(300, 300, image::imageops::FilterType::Triangle).to_rgb8().into_raw());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let rounds =
+        std::env::var("LABELJOB_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(9usize).max(1);
 
     // Raw ORT with the sessions `labeljob serve` starts by default (as `labeljob run`: one
     // single-threaded session per core on CPU), each on its own thread, images back to back;
     // and one session with every core (serve's sizing before, for comparison).
     let (sessions, threads) = labeljob_worker::stages::engine_size(Device::Cpu, cores, None, None);
-    let raw = raw_ort(&model, &image, sessions, threads, secs);
-    let raw_one = raw_ort(&model, &image, 1, cores, secs);
+    let raw_one = raw_ort(&mut load_raw(&model, &image, 1, cores), &image, secs);
+    let mut raw_sessions = load_raw(&model, &image, sessions, threads);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        let running = start(model, NAME, (sessions, threads), 8).await;
-        let endpoint = format!("http://{}", running.addr);
+    let running = runtime.block_on(start(model.clone(), NAME, (sessions, threads), 8));
+    let endpoint = format!("http://{}", running.addr);
+    let client = runtime.block_on(async {
         let client =
             OipClient::connect(&endpoint, NAME, 300, 300, ClientOptions::default()).await.expect("connect");
         for _ in 0..10 {
             client.detect_many(&[&image]).await.expect("warm-up");
         }
-        let one = closed_loop(&client, &image, 1, secs).await;
-        let eight = closed_loop(&client, &image, 8, secs).await;
-        let (lat, sent) = open_loop(&client, &image, eight / 2.0, secs).await;
-        running.stop().await;
-
-        println!(
-            "labeljob serve ({sessions} sessions × {threads} thread, its default here) vs raw ONNX Runtime \
-             (SSD-MobileNet-v2 300x300, {cores} cores, {secs} s per row)"
-        );
-        println!("| {:<34} | {:>9} | {:>10} |", "load", "img/s", "vs raw ORT");
-        println!("|{:-<36}|{:->11}|{:->12}|", "", "", "");
-        let sized = format!("raw ORT ({sessions} × {threads} thread, in process)");
-        println!("| {:<34} | {:>9.1} | {:>10.3} |", sized, raw, 1.0);
-        let one_session = format!("raw ORT (1 × {cores} threads)");
-        println!("| {:<34} | {:>9.1} | {:>10.3} |", one_session, raw_one, raw_one / raw);
-        println!("| {:<34} | {:>9.1} | {:>10.3} |", "serve, 1 client", one, one / raw);
-        println!("| {:<34} | {:>9.1} | {:>10.3} |", "serve, 8 clients", eight, eight / raw);
-        println!();
-        println!(
-            "open loop at {:.1} req/s (half the 8-client peak): {} answered, p50 {:.1} ms, p99 {:.1} ms",
-            sent,
-            lat.len(),
-            percentile(&lat, 0.50),
-            percentile(&lat, 0.99)
-        );
-        let target = if eight / raw >= 0.95 { "met" } else { "NOT met" };
-        println!("target >= 0.95 of raw ORT at 8 clients: {target} ({:.3})", eight / raw);
-        let p99 = percentile(&lat, 0.99) / (1e3 / one);
-        println!("p99 at half load ÷ single-request latency: {p99:.2} (target ≤ 3)");
-        batching(secs, cores, &image).await;
+        client
     });
+    let one = runtime.block_on(closed_loop(&client, &image, 1, secs));
+    // Raw ORT and serve with 8 clients side by side in each round, every other round in
+    // reverse order, so a drift of this machine's speed favours neither; the server stays up
+    // (its sessions idle) while raw ORT runs.
+    let mut measured = Vec::new();
+    for r in 0..rounds {
+        let serve_eight = || runtime.block_on(closed_loop(&client, &image, 8, secs));
+        let (raw, eight) = if r % 2 == 0 {
+            let raw = raw_ort(&mut raw_sessions, &image, secs);
+            (raw, serve_eight())
+        } else {
+            let eight = serve_eight();
+            (raw_ort(&mut raw_sessions, &image, secs), eight)
+        };
+        eprintln!(
+            "serve, round {}: raw ORT {raw:.1}, 8 clients {eight:.1} img/s ({:.3})",
+            r + 1,
+            eight / raw
+        );
+        measured.push((raw, eight));
+    }
+    let raw = median(measured.iter().map(|m| m.0).collect());
+    let eight = median(measured.iter().map(|m| m.1).collect());
+    let eight_to_raw = median(measured.iter().map(|m| m.1 / m.0).collect());
+    let (lat, sent) = runtime.block_on(open_loop(&client, &image, eight / 2.0, secs));
+    runtime.block_on(running.stop());
+
+    println!(
+        "labeljob serve ({sessions} sessions × {threads} thread, its default here) vs raw ONNX Runtime \
+         (SSD-MobileNet-v2 300x300, {cores} cores, {secs} s per row; raw ORT and 8 clients: median of \
+         {rounds} rounds, their ratio the median of the per-round ratios)"
+    );
+    println!("| {:<34} | {:>9} | {:>10} |", "load", "img/s", "vs raw ORT");
+    println!("|{:-<36}|{:->11}|{:->12}|", "", "", "");
+    let sized = format!("raw ORT ({sessions} × {threads} thread, in process)");
+    println!("| {:<34} | {:>9.1} | {:>10.3} |", sized, raw, 1.0);
+    let one_session = format!("raw ORT (1 × {cores} threads)");
+    println!("| {:<34} | {:>9.1} | {:>10.3} |", one_session, raw_one, raw_one / raw);
+    println!("| {:<34} | {:>9.1} | {:>10.3} |", "serve, 1 client", one, one / raw);
+    println!("| {:<34} | {:>9.1} | {:>10.3} |", "serve, 8 clients", eight, eight_to_raw);
+    println!();
+    println!(
+        "open loop at {:.1} req/s (half the 8-client peak): {} answered, p50 {:.1} ms, p99 {:.1} ms",
+        sent,
+        lat.len(),
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99)
+    );
+    let target = if eight_to_raw >= 0.95 { "met" } else { "NOT met" };
+    println!("target >= 0.95 of raw ORT at 8 clients: {target} ({eight_to_raw:.3})");
+    let p99 = percentile(&lat, 0.99) / (1e3 / one);
+    println!("p99 at half load ÷ single-request latency: {p99:.2} (target ≤ 3)");
+    runtime.block_on(batching(secs, cores, &image));
 }
 
-/// Images per second of `sessions` sessions of `threads` intra-op threads, each on its own
-/// thread running `image` back to back for `secs` seconds (after a warm-up).
-fn raw_ort(model: &ModelConfig, image: &[u8], sessions: usize, threads: usize, secs: f64) -> f64 {
-    let loaded: Vec<ModelSession> =
-        (0..sessions).map(|_| ModelSession::load(model, threads, Device::Cpu).expect("session")).collect();
-    let done = AtomicU64::new(0);
+/// `sessions` sessions of `threads` intra-op threads each, loaded and run a few times.
+fn load_raw(model: &ModelConfig, image: &[u8], sessions: usize, threads: usize) -> Vec<ModelSession> {
+    (0..sessions)
+        .map(|_| {
+            let mut session = ModelSession::load(model, threads, Device::Cpu).expect("session");
+            for _ in 0..10 {
+                session.detect(&[image], &filter()).expect("warm-up");
+            }
+            session
+        })
+        .collect()
+}
+
+/// Images per second of `sessions`, each on its own thread running `image` back to back for
+/// `secs` seconds: the sum of each thread's images over its own elapsed time.
+fn raw_ort(sessions: &mut [ModelSession], image: &[u8], secs: f64) -> f64 {
     std::thread::scope(|scope| {
-        for mut session in loaded {
-            let done = &done;
-            scope.spawn(move || {
-                for _ in 0..10 {
-                    session.detect(&[image], &filter()).expect("warm-up");
-                }
-                let t = Instant::now();
-                while t.elapsed().as_secs_f64() < secs {
-                    session.detect(&[image], &filter()).expect("detect");
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    done.load(Ordering::Relaxed) as f64 / secs
+        let threads: Vec<_> = sessions
+            .iter_mut()
+            .map(|session| {
+                scope.spawn(move || {
+                    let (t, mut n) = (Instant::now(), 0u64);
+                    while t.elapsed().as_secs_f64() < secs {
+                        session.detect(&[image], &filter()).expect("detect");
+                        n += 1;
+                    }
+                    n as f64 / t.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("raw ORT thread")).sum()
+    })
 }
