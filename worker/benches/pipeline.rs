@@ -32,6 +32,7 @@ use labeljob_worker::imaging::{DecodeLimits, Resizer, decode};
 use labeljob_worker::model::ModelConfig;
 use labeljob_worker::model::decode::Filter;
 use labeljob_worker::model::session::ModelSession;
+use labeljob_worker::model::signed_weights::{self, WeightSigning};
 use labeljob_worker::stages;
 
 mod common;
@@ -124,11 +125,9 @@ fn serve() -> (Child, String) {
 }
 
 /// The Python peer on `dir`: its JSON line.
-fn peer(dir: &Path, reduced: bool) -> serde_json::Value {
+fn peer(model: &Path, dir: &Path, reduced: bool) -> serde_json::Value {
     let mut cmd = Command::new(python());
-    cmd.arg(repo().join("tests/bench/peer.py"))
-        .arg(repo().join("models/ssd-mobilenet-v2-coco.onnx"))
-        .arg(dir);
+    cmd.arg(repo().join("tests/bench/peer.py")).arg(model).arg(dir);
     if reduced {
         cmd.arg("--reduced");
     }
@@ -140,16 +139,23 @@ fn peer(dir: &Path, reduced: bool) -> serde_json::Value {
 /// The rows of one round on one corpus (img/s).
 #[derive(Clone, Copy, Default)]
 struct Round {
+    /// Raw ORT on the model as `labeljob run` loads it (re-signed where the CPU allows).
     raw: f64,
+    /// Raw ORT on the model file as it is.
+    raw_file: f64,
     run: f64,
     endpoint: f64,
     peers: [f64; 2],
+    /// The reduced-decode peer given the model as `labeljob run` loads it.
+    peer_resigned: f64,
 }
 
 /// What a round measures, in its order.
 #[derive(Clone, Copy)]
 enum Row {
     Raw,
+    RawFile,
+    PeerResigned,
     Run,
     Endpoint,
     /// A Python peer: `true` with OpenCV's reduced decode.
@@ -196,7 +202,8 @@ fn one_core_costs(files: &[PathBuf], cfg: &ModelConfig) -> (f64, f64, Vec<Vec<u8
     (decode_s * 1e3 / n, resize_s * 1e3 / n, tensors)
 }
 
-fn measure(name: &str, kind: &str, count: usize, cfg: &ModelConfig, rounds: usize) -> Corpus {
+fn measure(name: &str, kind: &str, count: usize, models: &Models, rounds: usize) -> Corpus {
+    let cfg = &models.config;
     let (dir, files) = corpus(kind, count);
     let (decode_ms, resize_ms, tensors) = one_core_costs(&files, cfg);
     let cores = stages::cores();
@@ -208,14 +215,32 @@ fn measure(name: &str, kind: &str, count: usize, cfg: &ModelConfig, rounds: usiz
     for r in 0..rounds {
         // `labeljob run` next to the peers, and every other round in reverse order: a drift of
         // the machine's speed within a round favours neither side.
-        let mut order = [Row::Run, Row::Peer(false), Row::Peer(true), Row::Endpoint, Row::Raw];
+        let mut order = [
+            Row::Run,
+            Row::Peer(false),
+            Row::Peer(true),
+            Row::PeerResigned,
+            Row::Endpoint,
+            Row::Raw,
+            Row::RawFile,
+        ];
         if r % 2 == 1 {
             order.reverse();
         }
-        let mut round = Round { raw: 0.0, run: 0.0, endpoint: 0.0, peers: [0.0; 2] };
+        let mut round = Round::default();
         for row in order {
             match row {
-                Row::Raw => round.raw = raw_ort(cfg, &tensors, &filter, sessions, threads, 400),
+                Row::Raw => {
+                    round.raw = raw_ort(cfg, WeightSigning::Auto, &tensors, &filter, (sessions, threads), 400)
+                }
+                Row::RawFile => {
+                    round.raw_file =
+                        raw_ort(cfg, WeightSigning::Off, &tensors, &filter, (sessions, threads), 400)
+                }
+                Row::PeerResigned => {
+                    let split = peer(&models.as_loaded, &dir, true);
+                    round.peer_resigned = split["imagesPerSecond"].as_f64().unwrap_or(0.0);
+                }
                 Row::Run => round.run = labeljob_run(&dir, work.path(), None),
                 Row::Endpoint => {
                     let (mut server, url) = serve();
@@ -224,42 +249,78 @@ fn measure(name: &str, kind: &str, count: usize, cfg: &ModelConfig, rounds: usiz
                     let _ = server.wait();
                 }
                 Row::Peer(reduced) => {
-                    let split = peer(&dir, reduced);
+                    let split = peer(&cfg.path, &dir, reduced);
                     round.peers[usize::from(reduced)] = split["imagesPerSecond"].as_f64().unwrap_or(0.0);
                     peer_split[usize::from(reduced)] = split;
                 }
             }
         }
         eprintln!(
-            "{name}, round {}: raw {:.1}, run {:.1}, endpoint {:.1}, peers {:.1} / {:.1}",
+            "{name}, round {}: raw {:.1} (file as is {:.1}), run {:.1}, endpoint {:.1}, peers {:.1} / {:.1} (re-signed model {:.1})",
             r + 1,
             round.raw,
+            round.raw_file,
             round.run,
             round.endpoint,
             round.peers[0],
-            round.peers[1]
+            round.peers[1],
+            round.peer_resigned
         );
         all.push(round);
     }
     Corpus { name: name.into(), images: files.len(), decode_ms, resize_ms, rounds: all, peer_split }
 }
 
+/// The default model, and the model as `labeljob run` loads it on this CPU written to a file
+/// (the same file when nothing is re-signed) for the Python peer.
+struct Models {
+    config: ModelConfig,
+    as_loaded: PathBuf,
+    resigned: bool,
+    _dir: tempfile::TempDir,
+}
+
+fn models() -> Models {
+    let spec = ModelSpec { builtin: Some(labeljob_api::DEFAULT_BUILTIN_MODEL.into()), ..Default::default() };
+    let config = ModelConfig::resolve(&spec, None).expect("builtin model (set LABELJOB_MODELS_DIR)");
+    let dir = tempfile::tempdir().expect("tmp");
+    let resigned = signed_weights::cpu_is_exact()
+        .then(|| signed_weights::resign(&std::fs::read(&config.path).expect("model")).expect("model"))
+        .flatten();
+    let as_loaded = match &resigned {
+        Some(r) => {
+            let p = dir.path().join("model-int8-weights.onnx");
+            std::fs::write(&p, &r.bytes).expect("write model");
+            p
+        }
+        None => config.path.clone(),
+    };
+    Models { config, as_loaded, resigned: resigned.is_some(), _dir: dir }
+}
+
 fn main() {
     let cores = stages::cores();
-    let spec = ModelSpec { builtin: Some(labeljob_api::DEFAULT_BUILTIN_MODEL.into()), ..Default::default() };
-    let cfg = ModelConfig::resolve(&spec, None).expect("builtin model (set LABELJOB_MODELS_DIR)");
+    let models = models();
     let size =
         |var: &str, default: usize| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let rounds = size("LABELJOB_BENCH_ROUNDS", 5).max(1);
-    let small = measure("photos ≤ 1 MP", "small", size("LABELJOB_BENCH_SMALL", 1000), &cfg, rounds);
-    let large = measure("12 MP JPEGs", "large", size("LABELJOB_BENCH_LARGE", 200), &cfg, rounds);
+    let small = measure("photos ≤ 1 MP", "small", size("LABELJOB_BENCH_SMALL", 1000), &models, rounds);
+    let large = measure("12 MP JPEGs", "large", size("LABELJOB_BENCH_LARGE", 200), &models, rounds);
     let (sessions, threads) = stages::engine_size(Device::Cpu, cores, None, None);
 
     println!(
         "\n### Throughput, {cores} cores, {rounds} rounds (img/s: median of the rounds; ratios: median of the per-round ratios)\n"
     );
     println!(
-        "raw ONNX Runtime: pre-decoded 300×300 tensors, {sessions} sessions × {threads} thread(s) (as `labeljob run`)\n"
+        "raw ONNX Runtime: pre-decoded 300×300 tensors, {sessions} sessions × {threads} thread(s) (as `labeljob run`)"
+    );
+    println!(
+        "model as `labeljob run` loads it: {}\n",
+        if models.resigned {
+            "uint8 weights re-signed to int8 (this CPU has AVX512-VNNI; outputs unchanged), so raw ORT and `run` are on the re-signed model, the peers on the file as it is"
+        } else {
+            "the file as it is (this CPU has no AVX512-VNNI: nothing re-signed)"
+        }
     );
     println!("| corpus | pipeline | img/s | ÷ raw ORT | ÷ better peer |");
     println!("|---|---|---:|---:|---:|");
@@ -271,11 +332,15 @@ fn main() {
             let to_peer = median(c.rounds.iter().map(|r| pick(r) / r.best_peer()).collect());
             println!("| {} ({} images) | {what} | {ips:.1} | {to_raw:.3} | {to_peer:.3} |", c.name, c.images);
         };
-        row("raw ONNX Runtime", &|r| r.raw);
+        row("raw ONNX Runtime (model as `run` loads it)", &|r| r.raw);
+        row("raw ONNX Runtime (model file as it is)", &|r| r.raw_file);
         row("`labeljob run` (in process)", &|r| r.run);
         row("`labeljob run --endpoint` (serve on this machine)", &|r| r.endpoint);
         row("Python: OpenCV decode + onnxruntime", &|r| r.peers[0]);
         row("Python: OpenCV reduced decode + onnxruntime", &|r| r.peers[1]);
+        row("Python: OpenCV reduced decode + onnxruntime, on the model as `run` loads it", &|r| {
+            r.peer_resigned
+        });
         let prep = c.decode_ms + c.resize_ms;
         let ceiling = ort_ms / (ort_ms + prep);
         println!(
@@ -313,6 +378,16 @@ fn main() {
         let each: Vec<String> = c.rounds.iter().map(|r| format!("{:.3}", r.run / r.best_peer())).collect();
         println!("- {}: {}", c.name, each.join(", "));
     }
+    println!("\nWhere the gain comes from (medians of per-round ratios):");
+    for c in [&small, &large] {
+        let ratio = |f: &dyn Fn(&Round) -> f64| median(c.rounds.iter().map(f).collect());
+        println!(
+            "- {}: raw ORT, model as loaded ÷ file as it is = {:.3} (the weight form); `run` ÷ the reduced-decode peer on the same model = {:.3} (the pipeline alone)",
+            c.name,
+            ratio(&|r| r.raw / r.raw_file),
+            ratio(&|r| r.run / r.peer_resigned)
+        );
+    }
     println!(
         "\ntargets: `labeljob run` ≥ 0.88 of raw ORT and ≥ 1.02× the better peer on photos ≤ 1 MP, ≥ 1.05× on 12 MP; --endpoint ≥ 0.85 of in-process"
     );
@@ -326,14 +401,16 @@ fn main() {
 /// on its own thread running its share of `images` runs over the pre-decoded tensors.
 fn raw_ort(
     cfg: &ModelConfig,
+    weights: WeightSigning,
     tensors: &[Vec<u8>],
     filter: &Filter,
-    sessions: usize,
-    threads: usize,
+    (sessions, threads): (usize, usize),
     images: usize,
 ) -> f64 {
     let mut loaded: Vec<ModelSession> = (0..sessions)
-        .map(|_| ModelSession::load(cfg, threads, Device::Cpu).expect("ORT session (set ORT_DYLIB_PATH)"))
+        .map(|_| {
+            ModelSession::load(cfg, threads, Device::Cpu, weights).expect("ORT session (set ORT_DYLIB_PATH)")
+        })
         .collect();
     for s in &mut loaded {
         for t in tensors.iter().take(5) {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use labeljob_api::v1alpha1::{Device, InputDtype, InputSize, Layout, ModelFormat, ModelSpec};
 use labeljob_worker::model::session::{ModelSession, init_ort};
+use labeljob_worker::model::signed_weights::WeightSigning;
 use labeljob_worker::model::{EngineOptions, Filter, ModelConfig};
 use labeljob_worker::oip::client::{ClientOptions, OipClient};
 use labeljob_worker::serve::{Server, ServerSettings};
@@ -143,7 +144,7 @@ async fn batching(secs: f64, cores: usize, image: &Arc<Vec<u8>>) {
     };
     let model = ModelConfig::resolve(&spec, None).expect("batch model");
     let mut raw = Vec::new();
-    let mut session = ModelSession::load(&model, cores, Device::Cpu).expect("session");
+    let mut session = ModelSession::load(&model, cores, Device::Cpu, WeightSigning::Auto).expect("session");
     for batch in [1usize, 16] {
         let images: Vec<&[u8]> = (0..batch).map(|_| image.as_slice()).collect();
         session.detect(&images, &filter()).expect("warm-up");
@@ -228,6 +229,7 @@ async fn start(
             queue_capacity: 256,
             device: Device::Cpu,
             filter: filter(),
+            weights: WeightSigning::Auto,
         },
         limits: labeljob_worker::serve::Limits::default(),
     };
@@ -340,7 +342,8 @@ fn main() {
 fn load_raw(model: &ModelConfig, image: &[u8], sessions: usize, threads: usize) -> Vec<ModelSession> {
     (0..sessions)
         .map(|_| {
-            let mut session = ModelSession::load(model, threads, Device::Cpu).expect("session");
+            let mut session =
+                ModelSession::load(model, threads, Device::Cpu, WeightSigning::Auto).expect("session");
             for _ in 0..10 {
                 session.detect(&[image], &filter()).expect("warm-up");
             }

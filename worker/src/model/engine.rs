@@ -18,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use super::config::ModelConfig;
 use super::decode::{Filter, RawDetection};
 use super::session::{ModelSession, SessionError};
+use super::signed_weights::WeightSigning;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct EngineOptions {
     pub device: Device,
     /// Decoding filter applied inside the engine.
     pub filter: Filter,
+    /// Whether a CPU session re-signs the model's uint8 weights ([`super::signed_weights`]).
+    pub weights: WeightSigning,
 }
 
 /// Inference errors as callers see them.
@@ -283,7 +286,7 @@ impl Engine {
 /// GPU, compiles kernels): done now, the first images (and requests, once ready) do not wait
 /// for it.
 fn load_warm(config: &ModelConfig, opts: &EngineOptions) -> Result<ModelSession, SessionError> {
-    let mut session = ModelSession::load(config, opts.threads_per_session, opts.device)?;
+    let mut session = ModelSession::load(config, opts.threads_per_session, opts.device, opts.weights)?;
     let (w, h) = session.input_size();
     if let Err(e) = session.detect(&[&vec![0; w as usize * h as usize * 3]], &opts.filter) {
         tracing::debug!(error = %e, "warm-up run failed; the first image runs cold");

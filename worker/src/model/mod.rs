@@ -6,6 +6,8 @@ pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod session;
+pub mod signed_weights;
+mod wire;
 
 pub use classes::{Category, ClassMap};
 pub use config::ModelConfig;

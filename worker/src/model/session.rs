@@ -13,6 +13,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::config::ModelConfig;
 use super::decode::{self, Filter};
+use super::signed_weights::{self, WeightSigning};
 use crate::imaging::{Tensor, to_tensor};
 
 /// Environment variable naming libonnxruntime.so (the same one `ort` reads).
@@ -112,8 +113,14 @@ impl std::fmt::Debug for ModelSession {
 }
 
 impl ModelSession {
-    /// Build a session with `threads` intra-op threads on `device`.
-    pub fn load(config: &ModelConfig, threads: usize, device: Device) -> Result<Self, SessionError> {
+    /// Build a session with `threads` intra-op threads on `device`; on CPU, `weights` says
+    /// whether uint8 weights are loaded re-signed ([`signed_weights`]).
+    pub fn load(
+        config: &ModelConfig,
+        threads: usize,
+        device: Device,
+        weights: WeightSigning,
+    ) -> Result<Self, SessionError> {
         let env = init_ort(None)?;
         let mut builder = Session::builder(env)
             .map_err(SessionError::Ort)?
@@ -129,7 +136,10 @@ impl ModelSession {
         if device == Device::Cuda {
             builder = with_cuda(builder)?;
         }
-        let session = builder.commit_from_file(&config.path)?;
+        let session = match resigned_model(&config.path, device, weights) {
+            Some(bytes) => builder.commit_from_memory(&bytes)?,
+            None => builder.commit_from_file(&config.path)?,
+        };
         let input = session.inputs().first().ok_or_else(|| SessionError::InputMismatch {
             name: String::new(),
             found: "no inputs".into(),
@@ -227,6 +237,41 @@ impl ModelSession {
             arrays.push(arr);
         }
         Ok(decode::decode(c.format, &arrays, c.width, c.height, filter)?)
+    }
+}
+
+/// Largest model file re-signed in memory (the rewrite holds about four copies of it at its
+/// peak, for a moment before the session loads); a larger one is loaded from its file as it is.
+const MAX_RESIGN_BYTES: u64 = 256 << 20;
+
+/// The model at `path` with its uint8 weights re-signed, or `None` to load the file as it is:
+/// not a CPU session, `--int8-weights off`, a CPU whose int8 kernels are not exact for it,
+/// nothing to re-sign, or a file this cannot read (ORT's own load then reports why).
+fn resigned_model(path: &Path, device: Device, weights: WeightSigning) -> Option<Vec<u8>> {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if device != Device::Cpu || weights == WeightSigning::Off || !signed_weights::cpu_is_exact() {
+        return None;
+    }
+    if std::fs::metadata(path).ok()?.len() > MAX_RESIGN_BYTES {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    match signed_weights::resign(&bytes) {
+        Ok(Some(r)) => {
+            SAID.call_once(|| {
+                tracing::info!(
+                    model = %path.display(),
+                    nodes = r.nodes,
+                    "loading uint8 weights as int8 for this CPU's exact int8 kernels (AVX512-VNNI): same outputs, faster (--int8-weights off to load the file as it is)"
+                );
+            });
+            Some(r.bytes)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(model = %path.display(), error = %e, "not re-signing weights: not a protobuf message");
+            None
+        }
     }
 }
 

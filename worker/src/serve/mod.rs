@@ -25,6 +25,7 @@ pub use http::AppState;
 pub use limits::Limits;
 
 use crate::model::config::builtin_names;
+use crate::model::signed_weights::WeightSigning;
 use crate::model::{Engine, EngineOptions, Filter, ModelConfig};
 
 /// Name a model file is served under when `--model-name` is not given (and the name shards
@@ -92,6 +93,11 @@ pub struct ServeArgs {
     /// Execution device: cpu or cuda.
     #[arg(long, env = "LABELJOB_SERVE_DEVICE", default_value = "cpu", value_parser = parse_device)]
     pub device: Device,
+    /// On CPU: `auto` loads the model's uint8 conv weights as int8 where the CPU's int8 kernels
+    /// are exact for it (AVX512-VNNI; outputs unchanged, inference faster); `off` loads the
+    /// model file as it is.
+    #[arg(long, env = "LABELJOB_SERVE_INT8_WEIGHTS", value_enum, default_value_t)]
+    pub int8_weights: WeightSigning,
     /// Lowest score returned: a floor; clients apply their job's own threshold.
     #[arg(long, env = "LABELJOB_SERVE_SCORE_THRESHOLD", default_value_t = 0.05)]
     pub score_threshold: f32,
@@ -156,6 +162,7 @@ impl ServeArgs {
             queue_capacity: self.queue_capacity.max(1),
             device: self.device,
             filter: Filter::basic(self.score_threshold, self.iou_threshold, self.max_detections.max(1)),
+            weights: self.int8_weights,
         };
         let limits = Limits {
             max_body_bytes: self.max_body_bytes,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use labeljob_api::v1alpha1::{Device, InputSize, ModelFormat, ModelSpec};
+use labeljob_worker::model::signed_weights::WeightSigning;
 use labeljob_worker::model::{EngineOptions, Filter, ModelConfig};
 use labeljob_worker::serve::{Limits, ServeError, Server, ServerSettings};
 use tokio::sync::oneshot;
@@ -50,6 +51,7 @@ pub fn engine_options(queue_capacity: usize) -> EngineOptions {
         queue_capacity,
         device: Device::Cpu,
         filter: Filter::basic(0.05, 0.5, 300),
+        weights: WeightSigning::Auto,
     }
 }
 
