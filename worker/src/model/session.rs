@@ -252,10 +252,7 @@ fn resigned_model(path: &Path, device: Device, weights: WeightSigning) -> Option
     if device != Device::Cpu || weights == WeightSigning::Off || !signed_weights::cpu_is_exact() {
         return None;
     }
-    if std::fs::metadata(path).ok()?.len() > MAX_RESIGN_BYTES {
-        return None;
-    }
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = read_at_most(path, MAX_RESIGN_BYTES)?;
     match signed_weights::resign(&bytes) {
         Ok(Some(r)) => {
             SAID.call_once(|| {
@@ -273,6 +270,20 @@ fn resigned_model(path: &Path, device: Device, weights: WeightSigning) -> Option
             None
         }
     }
+}
+
+/// The file at `path` if it holds at most `max` bytes: the size is read from the open file and
+/// the read stops one byte past `max`, so a file that grows in between is refused too.
+fn read_at_most(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len > max {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).ok()?);
+    file.take(max.checked_add(1)?).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= max).then_some(bytes)
 }
 
 #[cfg(feature = "cuda")]
@@ -302,4 +313,38 @@ fn with_cuda(
     Err(SessionError::Cuda(
         "this labeljob was built without the `cuda` feature (cargo build --features cuda)".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/ssd-mobilenet-v2-coco.onnx")
+    }
+
+    #[test]
+    fn the_default_model_is_re_signed_only_on_cpu_with_auto_on_an_exact_cpu() {
+        let path = model_path();
+        assert!(resigned_model(&path, Device::Cpu, WeightSigning::Off).is_none(), "--int8-weights off");
+        assert!(resigned_model(&path, Device::Cuda, WeightSigning::Auto).is_none(), "CUDA");
+        let auto = resigned_model(&path, Device::Cpu, WeightSigning::Auto);
+        assert_eq!(
+            auto.is_some(),
+            signed_weights::cpu_is_exact(),
+            "auto re-signs exactly where the CPU is exact"
+        );
+        assert!(
+            resigned_model(Path::new("/nonexistent/model.onnx"), Device::Cpu, WeightSigning::Auto).is_none()
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_not_read() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, [7u8; 100]).expect("write");
+        assert_eq!(read_at_most(&path, 100).map(|b| b.len()), Some(100));
+        assert!(read_at_most(&path, 99).is_none());
+    }
 }

@@ -14,6 +14,7 @@
 //! saturate. A model it cannot read, or one with subgraphs, external data or no uint8 weights,
 //! is loaded as it is.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::wire::{self, Field, WireError};
@@ -77,14 +78,15 @@ const INT8: u64 = 3;
 /// IR version 4 made initializers independent of graph inputs.
 const MIN_IR_VERSION: u64 = 4;
 
-/// A constant as far as the rewrite needs it.
+/// A constant as far as the rewrite needs it (its values are read again from the graph only
+/// for the constants rewritten, so a large model is not copied whole).
 struct Constant {
     /// Index of its field in the graph.
     field: usize,
     dims: Vec<u64>,
     data_type: u64,
-    /// The uint8 values, when the tensor holds them inline and they match its dims.
-    u8_values: Option<Vec<u8>>,
+    /// Whether it holds uint8 values inline, as many as its dims say.
+    inline_u8: bool,
     external: bool,
 }
 
@@ -97,21 +99,25 @@ fn constant(fields: &[Field<'_>], field: usize) -> Constant {
             || f.number == TENSOR_SEGMENT
             || (f.number == TENSOR_DATA_LOCATION && f.value != wire::Value::Varint(0))
     });
-    let count = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).and_then(|n| usize::try_from(n).ok());
-    let u8_values = (data_type == UINT8 && !external)
-        .then(|| {
-            let raw = fields.iter().rfind(|f| f.number == TENSOR_RAW_DATA).and_then(Field::bytes);
-            match raw {
-                Some(b) => Some(b.to_vec()),
-                None => wire::repeated_varints(fields, TENSOR_INT32_DATA)?
+    let inline_u8 = data_type == UINT8 && !external && u8_data(fields, &dims).is_some();
+    Constant { field, dims, data_type, inline_u8, external }
+}
+
+/// The uint8 values of a tensor held inline (raw_data, else int32_data), when there are as
+/// many as its dims say; raw data is borrowed, not copied.
+fn u8_data<'f>(fields: &'f [Field<'_>], dims: &[u64]) -> Option<Cow<'f, [u8]>> {
+    let count = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).and_then(|n| usize::try_from(n).ok())?;
+    let values: Cow<'f, [u8]> =
+        match fields.iter().rfind(|f| f.number == TENSOR_RAW_DATA).and_then(Field::bytes) {
+            Some(b) => Cow::Borrowed(b),
+            None => Cow::Owned(
+                wire::repeated_varints(fields, TENSOR_INT32_DATA)?
                     .into_iter()
                     .map(|v| u8::try_from(v).ok())
-                    .collect(),
-            }
-        })
-        .flatten()
-        .filter(|v| Some(v.len()) == count);
-    Constant { field, dims, data_type, u8_values, external }
+                    .collect::<Option<Vec<u8>>>()?,
+            ),
+        };
+    (values.len() == count).then_some(values)
 }
 
 fn int8_tensor(name: &str, dims: &[u64], values: &[u8]) -> Vec<u8> {
@@ -194,8 +200,7 @@ pub fn resign(model: &[u8]) -> Result<Option<Resigned>, WireError> {
     }
 
     let is_u8_constant = |name: &str| {
-        constants.get(name).is_some_and(|c| c.data_type == UINT8 && c.u8_values.is_some())
-            && !kept.contains(name)
+        constants.get(name).is_some_and(|c| c.data_type == UINT8 && c.inline_u8) && !kept.contains(name)
     };
     let mut graph = view.clone();
     let mut renamed: HashMap<String, String> = HashMap::new();
@@ -234,18 +239,19 @@ pub fn resign(model: &[u8]) -> Result<Option<Resigned>, WireError> {
     }
 
     // drop the uint8 originals no node reads any more, then add the int8 copies
-    let read = |name: &str| nodes.iter().flat_map(|(_, f)| strings(f, NODE_INPUT)).any(|n| n == name);
+    let still_read: HashSet<&str> = nodes.iter().flat_map(|(_, f)| strings(f, NODE_INPUT)).collect();
     let mut drop: HashSet<usize> = HashSet::new();
     let mut added = Vec::with_capacity(renamed.len());
     let mut sorted: Vec<(&String, &String)> = renamed.iter().collect();
     sorted.sort();
     for (old, new) in sorted {
         let c = &constants[old];
-        if !read(old) {
+        if !still_read.contains(old.as_str()) {
             drop.insert(c.field);
         }
-        let values = c.u8_values.as_deref().unwrap_or_default();
-        added.push(Field::len(GRAPH_INITIALIZER, int8_tensor(new, &c.dims, values)));
+        let fields = wire::parse(view[c.field].bytes().unwrap_or_default())?;
+        let values = u8_data(&fields, &c.dims).unwrap_or_default();
+        added.push(Field::len(GRAPH_INITIALIZER, int8_tensor(new, &c.dims, &values)));
     }
     let mut out: Vec<Field<'_>> =
         graph.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, f)| f).collect();
